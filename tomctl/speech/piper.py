@@ -1,0 +1,60 @@
+"""Text-to-speech with Piper, resampled with soxr to the conversation's rate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tomctl.audio.frames import resample, to_frames
+from tomctl.errors import ModelError, TextToSpeechError
+
+# Piper normalises each sentence to full scale; leave headroom so that resampling and the
+# phone codec do not clip.
+_VOLUME = 0.7
+
+
+class PiperTextToSpeech:
+    def __init__(self, voice_path: Path, use_cuda: bool, cpu_threads: int) -> None:
+        self.voice_path = voice_path
+        self.use_cuda = use_cuda
+        self._cpu_threads = cpu_threads
+        self._voice = None
+
+    def load(self) -> None:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig, SynthesisConfig
+
+        try:
+            config = PiperConfig.from_dict(json.loads(
+                Path(f"{self.voice_path}.json").read_text(encoding="utf-8")))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = self._cpu_threads
+            options.log_severity_level = 3
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda \
+                else ["CPUExecutionProvider"]
+            session = onnxruntime.InferenceSession(str(self.voice_path), sess_options=options,
+                                                   providers=providers)
+            from piper.voice import ESPEAK_DATA_DIR
+            self._voice = PiperVoice(config=config, session=session,
+                                     espeak_data_dir=Path(ESPEAK_DATA_DIR),
+                                     download_dir=self.voice_path.parent)
+        except Exception as exc:  # json, onnxruntime and piper each raise their own errors
+            raise ModelError(f"Piper voice {self.voice_path} could not be loaded "
+                             f"(TOM_TTS_VOICE): {exc}") from exc
+        self._syn_config = SynthesisConfig(volume=_VOLUME)
+        self.sample_rate = config.sample_rate
+
+    def synthesize(self, text: str, rate: int) -> list[bytes]:
+        """Speak ``text`` as 20 ms s16le frames at ``rate``. Blocking: call it in a worker."""
+        if self._voice is None:
+            raise RuntimeError("PiperTextToSpeech.load() has not run")
+        try:
+            chunks = [c.audio_float_array for c in self._voice.synthesize(text, self._syn_config)]
+        except (RuntimeError, ValueError) as exc:
+            raise TextToSpeechError(f"synthesis failed: {exc}") from exc
+        if not chunks:
+            return []
+        return to_frames(resample(np.concatenate(chunks), self.sample_rate, rate), rate)

@@ -1,0 +1,131 @@
+"""Speech-to-text with faster-whisper, on a shortened encoder window.
+
+Whisper pads every clip to 30 s (3000 mel frames) and the encoder's cost grows with that
+window: on a 2-core CPU tiny.en spends ~0.25 s encoding 30 s of mostly padding for a 2 s
+question, and ~0.02 s on a 5 s window, with the same text. Below ~3 s the decoder starts to
+repeat itself, so the window is the utterance plus a margin, never less than
+TOM_STT_MIN_WINDOW_MS. A result that looks broken (repetitive, improbable) is decoded again on
+the full 30 s window before it is believed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tomctl.errors import ModelError, SpeechToTextError
+
+_FRAMES_PER_SECOND = 100      # Whisper's mel hop is 10 ms
+_FULL_WINDOW_FRAMES = 3000
+_MARGIN_FRAMES = 100
+_MAX_COMPRESSION_RATIO = 2.4  # Whisper's own threshold for repetitive output
+_MIN_AVG_LOGPROB = -1.0
+_TOKENS_PER_SECOND = 6        # generous bound for speech; stops runaway repetition early
+_WORD = re.compile(r"\w+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    text: str                  # empty when dropped
+    no_speech_prob: float
+    avg_logprob: float
+    window_ms: int
+    dropped: str | None = None  # why the text was not believed, if it was not
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+def repeats_itself(text: str) -> bool:
+    """True for the loops Whisper falls into on noise: one word or phrase many times over."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) >= 6 and len(set(words)) <= len(words) // 4:
+        return True
+    return compression_ratio(text) > _MAX_COMPRESSION_RATIO
+
+
+def drop_reason(text: str, no_speech_prob: float, avg_logprob: float,
+                no_speech_threshold: float) -> str | None:
+    """Why a decoded text should not be trusted (pure): Whisper's hallucination guards."""
+    if not _WORD.search(text):
+        return "empty"
+    if no_speech_prob > no_speech_threshold and avg_logprob < _MIN_AVG_LOGPROB:
+        return "no_speech"
+    if repeats_itself(text):
+        return "repetition"
+    return None
+
+
+def window_frames(samples: int, min_window_ms: int) -> int:
+    frames = math.ceil(samples / 160) + _MARGIN_FRAMES
+    frames = math.ceil(frames / 100) * 100
+    return int(min(_FULL_WINDOW_FRAMES, max(frames, min_window_ms // 10)))
+
+
+class WhisperSpeechToText:
+    def __init__(self, model_dir: Path, language: str, device: str, cpu_threads: int,
+                 min_window_ms: int, no_speech_threshold: float) -> None:
+        self.model_dir = model_dir
+        self.language = language
+        self.device = device
+        self._cpu_threads = cpu_threads
+        self._min_window_ms = min_window_ms
+        self._no_speech_threshold = no_speech_threshold
+        self._model = None
+
+    def load(self) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+
+        compute_type = "float16" if self.device == "cuda" else "int8"
+        try:
+            self._model = WhisperModel(str(self.model_dir), device=self.device,
+                                       compute_type=compute_type, cpu_threads=self._cpu_threads)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"Whisper model in {self.model_dir} could not be loaded "
+                             f"(TOM_STT_MODEL): {exc}") from exc
+        if self.language != "en" and not self._model.model.is_multilingual:
+            raise ModelError(f"Whisper model in {self.model_dir} is English-only but "
+                             f"TOM_LANGUAGE={self.language}; set TOM_STT_MODEL to a multilingual one")
+        tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
+                              task="transcribe", language=self.language)
+        self._tokenizer = tokenizer
+        self._prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True)
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Transcribe 16 kHz float32 mono audio. Blocking: call it in a worker thread."""
+        if self._model is None:
+            raise RuntimeError("WhisperSpeechToText.load() has not run")
+        try:
+            features = self._model.feature_extractor(audio)
+            frames = window_frames(len(audio), self._min_window_ms)
+            result = self._decode(features, frames, len(audio))
+            if frames < _FULL_WINDOW_FRAMES and (
+                    repeats_itself(result.text) or result.avg_logprob < _MIN_AVG_LOGPROB):
+                result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio))
+        except (RuntimeError, ValueError) as exc:
+            raise SpeechToTextError(f"transcription failed: {exc}") from exc
+        reason = drop_reason(result.text, result.no_speech_prob, result.avg_logprob,
+                             self._no_speech_threshold)
+        return dataclasses.replace(result, text="" if reason else result.text, dropped=reason)
+
+    def _decode(self, features: np.ndarray, frames: int, samples: int) -> Transcript:
+        from faster_whisper.audio import pad_or_trim
+
+        encoded = self._model.encode(pad_or_trim(features, frames))
+        max_new = int(samples / 16000 * _TOKENS_PER_SECOND) + 12
+        result = self._model.model.generate(
+            encoded, [self._prompt], beam_size=1, return_scores=True,
+            return_no_speech_prob=True, max_length=len(self._prompt) + max_new,
+            suppress_blank=True, suppress_tokens=[-1])[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+        return Transcript(self._tokenizer.decode(tokens).strip(), result.no_speech_prob,
+                          avg_logprob, frames * 10)
