@@ -20,13 +20,15 @@ class CallHarness:
         self.heard: list[tuple[float, bytes]] = []
         self.events: gevent.queue.Queue = gevent.queue.Queue()
         self.log: list[tuple[str, dict]] = []
+        self.log_at: list[float] = []      # monotonic time of each logged event
         self.sink = PacedSink(lambda frame: self.heard.append((time.monotonic(), frame)),
                               rate, engine.metrics)
         self.conversation = Conversation(engine, self.sink, rate, self._record)
 
     def _record(self, kind: str, **data) -> None:
         self.log.append((kind, data))
-        self.events.put((kind, data))
+        self.log_at.append(time.monotonic())
+        self.events.put((len(self.log) - 1, kind, data))
 
     def __enter__(self) -> "CallHarness":
         self.sink.start()
@@ -51,16 +53,14 @@ class CallHarness:
             else:
                 gevent.sleep(0)
 
-    def feed_until(self, audio_source, kind: str, timeout_s: float) -> dict:
-        """Feed silence-padded audio in real time until event ``kind`` arrives."""
-        deadline = time.monotonic() + timeout_s
-        found = None
-        feeder = gevent.spawn(self.feed, audio_source)
+    def feed_until(self, audio: np.ndarray, kind: str, timeout_s: float,
+                   since: int = 0) -> dict:
+        """Feed ``audio`` in real time until event ``kind`` arrives."""
+        feeder = gevent.spawn(self.feed, audio)
         try:
-            found = self.wait_for(kind, timeout_s=max(0.1, deadline - time.monotonic()))
+            return self.wait_for(kind, timeout_s, since)
         finally:
             feeder.kill()
-        return found
 
     def feed_silence_until_idle(self, timeout_s: float) -> bool:
         """Keep the line open (a phone line never stops sending) until TOM has finished."""
@@ -70,12 +70,13 @@ class CallHarness:
         finally:
             feeder.kill()
 
-    def wait_for(self, kind: str, timeout_s: float) -> dict:
+    def wait_for(self, kind: str, timeout_s: float, since: int = 0) -> dict:
+        """The next event ``kind`` not yet waited for, logged at index ``since`` or later."""
         with gevent.Timeout(timeout_s, AssertionError(f"no {kind!r} event within {timeout_s}s; "
-                                                      f"saw {[k for k, _ in self.log]}")):
+                                                      f"saw {self.kinds()}")):
             while True:
-                got, data = self.events.get()
-                if got == kind:
+                index, got, data = self.events.get()
+                if got == kind and index >= since:
                     return data
 
     def kinds(self) -> list[str]:

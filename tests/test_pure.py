@@ -10,7 +10,7 @@ from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.speech.sentences import SentenceSplitter, speakable
-from tomctl.speech.whisper import drop_reason, window_frames
+from tomctl.speech.whisper import drop_reason, repeats_itself, trim_restart, window_frames
 
 
 def test_sentences_are_cut_at_punctuation_followed_by_space():
@@ -122,3 +122,11 @@ def test_whisper_window_is_the_utterance_plus_margin_never_below_the_minimum():
     assert window_frames(16000 * 2, 5000) == 500
     assert window_frames(16000 * 7, 5000) == 800
     assert window_frames(16000 * 60, 5000) == 3000
+
+
+def test_a_transcript_that_starts_over_is_detected_and_trimmed():
+    text = "Do you have oil filters and stock? Do you have oil"
+    assert repeats_itself(text)
+    assert trim_restart(text) == "Do you have oil filters and stock?"
+    assert not repeats_itself("I need a new battery for my car.")
+    assert trim_restart("Yes yes, we do.") == "Yes yes, we do."

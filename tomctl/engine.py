@@ -104,11 +104,22 @@ class Engine:
         return [{"role": "system", "content": self.persona.system_prompt}, *history,
                 {"role": "user", "content": user_text}]
 
+    def transcribe_async(self, audio: np.ndarray):
+        """Start transcribing in the STT pool; the result is (Transcript, seconds taken)."""
+        def work() -> tuple[Transcript, float]:
+            started = time.monotonic()
+            transcript = self.stt.transcribe(audio)
+            return transcript, time.monotonic() - started
+
+        return self.stt_workers.submit(work)
+
+    def finish_transcription(self, job) -> tuple[Transcript, float]:
+        transcript, seconds = job.get(timeout=STT_TIMEOUT_S)
+        self.metrics.stt_latency.observe(seconds)
+        return transcript, seconds
+
     def transcribe(self, audio: np.ndarray) -> Transcript:
-        started = time.monotonic()
-        transcript = self.stt_workers.run(self.stt.transcribe, audio, timeout_s=STT_TIMEOUT_S)
-        self.metrics.stt_latency.observe(time.monotonic() - started)
-        return transcript
+        return self.finish_transcription(self.transcribe_async(audio))[0]
 
     def synthesize(self, text: str, rate: int) -> list[bytes]:
         return self.tts_workers.run(self.tts.synthesize, text, rate, timeout_s=TTS_TIMEOUT_S)

@@ -99,6 +99,10 @@ class TurnDetector:
         """Silence since the caller stopped speaking (only in STOPPING)."""
         return self._silence_ms if self.state is SpeechState.STOPPING else 0
 
+    def audio_so_far(self) -> np.ndarray:
+        """The current utterance's audio, pre-roll included."""
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.float32)
+
     def _utterance_ms(self) -> int:
         return len(self._utterance) * self._chunk_ms
 

@@ -32,6 +32,10 @@ from tomctl.speech.offload import HubMailbox
 log = logging.getLogger(__name__)
 
 LLM_STEP_TIMEOUT_S = 15.0
+# Transcribe speculatively once the caller has been silent this long: by the time the
+# end-of-turn silence is complete the transcript is usually ready. If they speak again the
+# guess is thrown away.
+SPECULATE_AFTER_MS = 96
 EventCallback = Callable[..., None]
 
 
@@ -39,6 +43,7 @@ EventCallback = Callable[..., None]
 class Utterance:
     audio: np.ndarray
     speech_end_at: float      # monotonic time the caller stopped speaking
+    transcription: Any = None  # a speculative STT job over the same speech, if one ran
 
 
 class Conversation:
@@ -62,6 +67,7 @@ class Conversation:
         self._hold_latency_s = 0.0
         self._unanswered: np.ndarray | None = None  # audio of a turn abandoned before any answer
         self._speech_end_at = 0.0
+        self._speculation: Any = None          # STT job started during the end-of-turn silence
         self._greenlet: gevent.Greenlet | None = None
 
     # -- owner side -------------------------------------------------------------------------
@@ -95,7 +101,18 @@ class Conversation:
                 self._on_detected(detected, now)
             if self._detector.state is SpeechState.STOPPING and before is SpeechState.SPEAKING:
                 self._speech_end_at = now
+            elif self._detector.state is not SpeechState.STOPPING:
+                self._speculation = None
             self._take_turn_decision(now)
+            self._maybe_speculate()
+
+    def _maybe_speculate(self) -> None:
+        if (self._speculation is None and self._unanswered is None
+                and self._detector.state is SpeechState.STOPPING
+                and self._detector.silence_ms >= SPECULATE_AFTER_MS
+                and self._detector.speech_ms >= self._engine.settings.turns.min_utterance_ms
+                and self._phase() is not ReplyPhase.SPEAKING):
+            self._speculation = self._engine.transcribe_async(self._detector.audio_so_far())
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -115,7 +132,8 @@ class Conversation:
             if self._unanswered is not None:
                 audio, self._unanswered = np.concatenate([self._unanswered, audio]), None
             speech_end = now if detected.cut else self._speech_end_at
-            self._utterances.put(Utterance(audio, speech_end))
+            speculation = None if detected.cut else self._speculation
+            self._utterances.put(Utterance(audio, speech_end, speculation))
 
     def _phase(self) -> ReplyPhase:
         reply = self._reply
@@ -169,9 +187,8 @@ class Conversation:
 
     def _answer(self, utterance: Utterance, reply: Reply) -> str:
         engine = self._engine
-        started = time.monotonic()
-        transcript = engine.transcribe(utterance.audio)
-        stt_s = time.monotonic() - started
+        job = utterance.transcription or engine.transcribe_async(utterance.audio)
+        transcript, stt_s = engine.finish_transcription(job)
         if reply.stop.is_set():
             return "restarted"
         if transcript.dropped:

@@ -43,12 +43,30 @@ def compression_ratio(text: str) -> float:
     return len(data) / max(1, len(zlib.compress(data)))
 
 
+def restart_index(text: str) -> int | None:
+    """Where the text starts over (a short window's padding tempts Whisper to go on with the
+    utterance's opening words again), as a character index; None if it does not."""
+    matches = list(_WORD.finditer(text))
+    words = [m.group().lower() for m in matches]
+    for k in range(3, len(words) - 2):
+        tail = words[k:]
+        if len(tail) >= 3 and words[:len(tail)] == tail:
+            return matches[k].start()
+    return None
+
+
+def trim_restart(text: str) -> str:
+    index = restart_index(text)
+    return text if index is None else text[:index].strip()
+
+
 def repeats_itself(text: str) -> bool:
-    """True for the loops Whisper falls into on noise: one word or phrase many times over."""
+    """True for the loops Whisper falls into: one word or phrase many times over, or the
+    utterance starting over."""
     words = [w.lower() for w in _WORD.findall(text)]
     if len(words) >= 6 and len(set(words)) <= len(words) // 4:
         return True
-    return compression_ratio(text) > _MAX_COMPRESSION_RATIO
+    return compression_ratio(text) > _MAX_COMPRESSION_RATIO or restart_index(text) is not None
 
 
 def drop_reason(text: str, no_speech_prob: float, avg_logprob: float,
@@ -112,6 +130,7 @@ class WhisperSpeechToText:
                 result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio))
         except (RuntimeError, ValueError) as exc:
             raise SpeechToTextError(f"transcription failed: {exc}") from exc
+        result = dataclasses.replace(result, text=trim_restart(result.text))
         reason = drop_reason(result.text, result.no_speech_prob, result.avg_logprob,
                              self._no_speech_threshold)
         return dataclasses.replace(result, text="" if reason else result.text, dropped=reason)
