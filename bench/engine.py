@@ -3,9 +3,9 @@
     python bench/engine.py --json [--turns 20] [--rate 8000]
 
 Each turn speaks a question (Piper and espeak-ng voices, as a phone line would: 20 ms
-frames on a real-time schedule) and waits for TOM's answer to start; the next question then
-interrupts that answer, so every turn after the first also measures a barge-in. Prints
-p50/p95 in milliseconds:
+frames on a real-time schedule) and waits for TOM's answer. Before every question after the
+first, TOM starts its (long) greeting and the question interrupts it 0.4 s in, so those
+turns also measure a barge-in. Prints p50/p95 in milliseconds:
 
   stt              Whisper time for the utterance
   llm_first_token  LLM request to first token
@@ -89,21 +89,21 @@ def run(turns: int, rate: int) -> dict:
                                        ("stt", "llm_first_token", "tts_first_audio", "e2e",
                                         "barge_in")}
     with CallHarness(engine, rate) as call:
-        for audio in utterances:
-            tom_speaking = call.sink.position < call.sink.frames_queued
-            onset_at = time.monotonic() + speech_onset(audio, rate)
+        for number, audio in enumerate(utterances):
+            if number:
+                # TOM says something long; the caller interrupts it with the next question.
+                call.conversation.say("greeting")
+                call.feed(silence(0.4, rate))
             seen = len(call.log)
+            onset_at = time.monotonic() + speech_onset(audio, rate)
             call.feed(audio)
-            call.feed_until(silence(20, rate), "reply_audio", 20, since=seen)
-            if tom_speaking:
-                barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
-                            if kind == "barge_in"]
-                if barge_at:
-                    # TOM's audio ends with the last frame sent before the barge-in.
-                    last_sent = max(t for t, _ in call.heard if t <= barge_at[0])
-                    samples["barge_in"].append((last_sent + 0.02 - onset_at) * 1000)
-            call.feed(silence(0.8, rate))   # let TOM talk a little before the next question
-        call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
+            call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
+            barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
+                        if kind == "barge_in"]
+            if barge_at:
+                # TOM's audio ends with the last frame sent before the barge-in.
+                last_sent = max(t for t, _ in call.heard if t <= barge_at[0])
+                samples["barge_in"].append((last_sent + 0.02 - onset_at) * 1000)
     for kind, data in call.log:
         if kind == "reply_done":
             for name in ("stt", "llm_first_token", "tts_first_audio", "e2e"):

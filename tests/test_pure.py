@@ -101,6 +101,15 @@ def test_barge_in_decisions(phase, speech, speech_ms, held, expected):
     assert decide(phase, speech, speech_ms, held, min_speech_ms=200) is expected
 
 
+def test_a_likely_speech_chunk_holds_tom_before_the_detector_is_sure():
+    assert decide(ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, 200, hearing=True) \
+        is Action.HOLD
+    assert decide(ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 200, hearing=False) \
+        is Action.RESUME
+    assert decide(ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 200, hearing=True) \
+        is Action.NONE
+
+
 def test_heard_text_counts_whole_and_partly_played_sentences():
     spoken = [Spoken("We open at eight.", 0, 50), Spoken("We close at six in the evening.", 50, 120)]
     assert heard_text(spoken, 0) == ""

@@ -140,6 +140,16 @@ class Engine:
 
         return self.llm_workers.submit(work)
 
+    def prime(self, messages: list[Message]) -> None:
+        """Evaluate a prompt prefix into the LLM's KV cache in the background."""
+        def work() -> None:
+            try:
+                self.llm.prime(messages)
+            except Exception:  # the thread boundary: priming is only an optimisation
+                event(log, "llm_prime_failed", level=logging.WARNING, exc_info=True)
+
+        self.llm_workers.submit(work)
+
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]
 

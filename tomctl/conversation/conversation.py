@@ -36,6 +36,8 @@ LLM_STEP_TIMEOUT_S = 15.0
 # end-of-turn silence is complete the transcript is usually ready. If they speak again the
 # guess is thrown away.
 SPECULATE_AFTER_MS = 96
+# TOM pauses for the caller on a chunk that scores this share of the VAD threshold.
+HOLD_THRESHOLD_SHARE = 0.6
 EventCallback = Callable[..., None]
 
 
@@ -56,6 +58,7 @@ class Conversation:
         self.id = conversation_id
         turns = engine.settings.turns
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
+        self._hold_threshold = turns.vad_threshold * HOLD_THRESHOLD_SHARE
         self._resampler = StreamResampler(rate, 16000)
         self._vad = engine.vad.stream()
         self._detector = TurnDetector(turns, CHUNK_MS)
@@ -103,7 +106,7 @@ class Conversation:
                 self._speech_end_at = now
             elif self._detector.state is not SpeechState.STOPPING:
                 self._speculation = None
-            self._take_turn_decision(now)
+            self._take_turn_decision(now, probability)
             self._maybe_speculate()
 
     def _maybe_speculate(self) -> None:
@@ -143,9 +146,10 @@ class Conversation:
             return ReplyPhase.THINKING
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
 
-    def _take_turn_decision(self, now: float) -> None:
+    def _take_turn_decision(self, now: float, probability: float) -> None:
         action = decide(self._phase(), self._detector.state, self._detector.speech_ms,
-                        self._held_at is not None, self._min_barge_in_ms)
+                        self._held_at is not None, self._min_barge_in_ms,
+                        hearing=probability >= self._hold_threshold)
         if action is Action.HOLD:
             self._sink.hold()
             self._held_at = now
@@ -249,9 +253,20 @@ class Conversation:
         if reply.started:
             reply.history_entry = {"role": "assistant", "content": reply.text()}
             self._history.append(reply.history_entry)
-        excess = len(self._history) - self._history_limit
-        if excess > 0:
-            del self._history[:excess]
+        if len(self._history) > self._history_limit:
+            self._trim_history()
+
+    def _trim_history(self) -> None:
+        """Forget the older half of the history at once, not a turn at a time: llama.cpp
+        reuses the evaluated prompt up to the first change, so a window sliding every turn
+        would make it evaluate the whole history again on every turn. After a trim the new
+        prefix is evaluated ahead of time, while the caller listens to the answer."""
+        keep = self._history_limit // 2
+        cut = len(self._history) - keep
+        while cut < len(self._history) and self._history[cut]["role"] != "user":
+            cut += 1
+        del self._history[:cut]
+        self._engine.prime(self._engine.messages(self._history, ""))
 
     def _fall_back(self, reply: Reply, exc: BaseException) -> str:
         component = getattr(exc, "component", "pipeline")

@@ -28,10 +28,13 @@ class Action(enum.Enum):
 
 
 def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
-           min_speech_ms: int) -> Action:
+           min_speech_ms: int, hearing: bool = False) -> Action:
+    """``hearing``: the latest chunk sounds like speech, though the turn detector has not
+    (yet) counted it as such. Holding on it is cheap and undone on the next quiet chunk, and
+    it takes a chunk off the time the caller hears TOM talk over them."""
     if phase is ReplyPhase.IDLE:
         return Action.RESUME if held else Action.NONE
-    talking = speech is not SpeechState.QUIET
+    talking = speech is not SpeechState.QUIET or hearing
     if phase is ReplyPhase.THINKING:
         return Action.RESTART if talking and speech_ms >= min_speech_ms else Action.NONE
     if not talking:

@@ -49,6 +49,15 @@ class LlamaLanguageModel:
                     from exc
             self._free.put(model)
 
+    def prime(self, messages: list[Message]) -> None:
+        """Evaluate ``messages`` (ending with an empty user turn) so that the next completion
+        only evaluates what follows them. Blocking: runs in the LLM worker pool."""
+        model = self._free.get()
+        try:
+            model.create_chat_completion(messages, max_tokens=1)
+        finally:
+            self._free.put(model)
+
     def stream_sentences(self, messages: list[Message], stop: StopFlag,
                          emit: Callable[[str, object], None], submitted_at: float) -> None:
         """Generate a reply and ``emit`` ("queue_wait", s), ("first_token", s),
