@@ -94,20 +94,24 @@ def test_short_noise_does_not_interrupt(engine):
         assert len(call.heard) == call.sink.frames_queued
 
 
-def test_model_error_yields_the_fallback_sentence(engine, monkeypatch):
+@pytest.mark.parametrize("failure,component", [
+    (LanguageModelError("simulated failure"), "llm"),
+    (RuntimeError("an unexpected bug"), "pipeline"),
+])
+def test_model_error_yields_the_fallback_sentence(engine, monkeypatch, failure, component):
     def broken(*args, **kwargs):
-        raise LanguageModelError("simulated failure")
+        raise failure
 
-    errors_before = engine.metrics.errors.labels(component="llm")._value.get()
+    errors_before = engine.metrics.errors.labels(component=component)._value.get()
     monkeypatch.setattr(engine.llm, "stream_sentences", broken)
     with CallHarness(engine, 8000) as call:
         call.feed(piper_say(engine, QUESTION, 8000))
         call.feed_until(silence(10, 8000), "turn_ended", 10)
         assert call.sink.wait_idle(timeout_s=10)
-        assert ("error", {"component": "llm"}) in call.log
+        assert ("error", {"component": component}) in call.log
         fallback = engine.phrase("fallback", 8000)
         assert [frame for _, frame in call.heard] == fallback
-    assert engine.metrics.errors.labels(component="llm")._value.get() == errors_before + 1
+    assert engine.metrics.errors.labels(component=component)._value.get() == errors_before + 1
 
 
 def test_conversations_run_at_the_same_time(engine):

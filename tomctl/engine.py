@@ -104,9 +104,12 @@ class Engine:
         return [{"role": "system", "content": self.persona.system_prompt}, *history,
                 {"role": "user", "content": user_text}]
 
-    def transcribe_async(self, audio: np.ndarray):
-        """Start transcribing in the STT pool; the result is (Transcript, seconds taken)."""
-        def work() -> tuple[Transcript, float]:
+    def transcribe_async(self, audio: np.ndarray, stop: StopFlag | None = None):
+        """Start transcribing in the STT pool; the result is (Transcript, seconds taken), or
+        None when ``stop`` was set before the job's turn came (a discarded speculation)."""
+        def work() -> tuple[Transcript, float] | None:
+            if stop is not None and stop.is_set():
+                return None
             started = time.monotonic()
             transcript = self.stt.transcribe(audio)
             return transcript, time.monotonic() - started
@@ -125,14 +128,14 @@ class Engine:
         return self.tts_workers.run(self.tts.synthesize, text, rate, timeout_s=TTS_TIMEOUT_S)
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
-                    emit: Callable[[str, object], None]):
+                    emit: Callable[[str, object], None], first_audio=None):
         """Start an LLM completion in the LLM pool; ``emit`` is called from the worker thread
         for each event and finally with ("done", None) or ("error", exception)."""
         submitted = time.monotonic()
 
         def work() -> None:
             try:
-                self.llm.stream_sentences(messages, stop, emit, submitted)
+                self.llm.stream_sentences(messages, stop, emit, submitted, first_audio)
             except Exception as exc:  # the thread boundary: hand every failure to the greenlet
                 emit("error", exc)
             else:

@@ -27,7 +27,7 @@ from tomctl.conversation.reply import Reply
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.errors import PipelineError
 from tomctl.logs import event, personal
-from tomctl.speech.offload import HubMailbox
+from tomctl.speech.offload import HubMailbox, StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ LLM_STEP_TIMEOUT_S = 15.0
 # Transcribe speculatively once the caller has been silent this long: by the time the
 # end-of-turn silence is complete the transcript is usually ready. If they speak again the
 # guess is thrown away.
-SPECULATE_AFTER_MS = 96
+SPECULATE_AFTER_MS = 128
 # TOM pauses for the caller on a chunk that scores this share of the VAD threshold.
 HOLD_THRESHOLD_SHARE = 0.6
 EventCallback = Callable[..., None]
@@ -71,6 +71,7 @@ class Conversation:
         self._unanswered: np.ndarray | None = None  # audio of a turn abandoned before any answer
         self._speech_end_at = 0.0
         self._speculation: Any = None          # STT job started during the end-of-turn silence
+        self._speculation_stop = StopFlag()
         self._greenlet: gevent.Greenlet | None = None
 
     # -- owner side -------------------------------------------------------------------------
@@ -105,7 +106,7 @@ class Conversation:
             if self._detector.state is SpeechState.STOPPING and before is SpeechState.SPEAKING:
                 self._speech_end_at = now
             elif self._detector.state is not SpeechState.STOPPING:
-                self._speculation = None
+                self._drop_speculation()
             self._take_turn_decision(now, probability)
             self._maybe_speculate()
 
@@ -115,7 +116,15 @@ class Conversation:
                 and self._detector.silence_ms >= SPECULATE_AFTER_MS
                 and self._detector.speech_ms >= self._engine.settings.turns.min_utterance_ms
                 and self._phase() is not ReplyPhase.SPEAKING):
-            self._speculation = self._engine.transcribe_async(self._detector.audio_so_far())
+            self._speculation_stop = StopFlag()
+            self._speculation = self._engine.transcribe_async(self._detector.audio_so_far(),
+                                                              self._speculation_stop)
+
+    def _drop_speculation(self) -> None:
+        """The caller spoke again: the guess is stale. If it has not started, it never will."""
+        if self._speculation is not None:
+            self._speculation_stop.set()
+            self._speculation = None
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -136,6 +145,7 @@ class Conversation:
                 audio, self._unanswered = np.concatenate([self._unanswered, audio]), None
             speech_end = now if detected.cut else self._speech_end_at
             speculation = None if detected.cut else self._speculation
+            self._speculation = None
             self._utterances.put(Utterance(audio, speech_end, speculation))
 
     def _phase(self) -> ReplyPhase:
@@ -186,6 +196,10 @@ class Conversation:
                 outcome = self._answer(utterance, reply)
             except (PipelineError, gevent.Timeout) as exc:
                 outcome = self._fall_back(reply, exc)
+            except Exception as exc:  # the greenlet boundary: a bug must not end the call
+                event(log, "turn_crashed", level=logging.ERROR, exc_info=True,
+                      conversation=self.id)
+                outcome = self._fall_back(reply, exc)
             self._engine.metrics.record_turn(outcome)
             self._on_event("turn_ended", outcome=outcome)
 
@@ -204,7 +218,7 @@ class Conversation:
         mailbox = HubMailbox()
         llm_started = time.monotonic()
         engine.start_reply(engine.messages(self._history, transcript.text), reply.stop,
-                           lambda kind, value: mailbox.post((kind, value)))
+                           lambda kind, value: mailbox.post((kind, value)), reply.first_audio)
         latencies: dict[str, float] = {"stt_ms": stt_s * 1000}
         while True:
             kind, value = mailbox.get(timeout_s=LLM_STEP_TIMEOUT_S)
@@ -233,6 +247,7 @@ class Conversation:
         started = time.monotonic()
         frames = self._engine.synthesize(sentence, self.rate)
         if reply.stop.is_set() or not frames:
+            reply.first_audio.set()
             return
         first = not reply.started
         reply.speak(sentence, frames)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -45,11 +46,15 @@ class Reply:
         self.interrupted_at: int | None = None   # sink position when the caller barged in
         self.history_entry: dict[str, str] | None = None
         self.utterance_audio: np.ndarray | None = None  # what the caller said, for a restart
+        # Set once the first sentence's audio is queued (or the reply ends): the LLM thread
+        # waits for it. A real threading.Event: it is waited on outside the hub.
+        self.first_audio = threading.Event()
 
     def speak(self, text: str, frames: Sequence[bytes]) -> None:
         start = self._sink.frames_queued
         self.spoken.append(Spoken(text, start, start + len(frames)))
         self._sink.play(frames)
+        self.first_audio.set()
 
     @property
     def started(self) -> bool:
@@ -63,10 +68,12 @@ class Reply:
     def cancel(self) -> None:
         """Stop producing; nothing was played yet, so nothing is cleared."""
         self.stop.set()
+        self.first_audio.set()
 
     def interrupt(self) -> None:
         """The caller barged in: stop producing, drop what is queued, remember what was heard."""
         self.stop.set()
+        self.first_audio.set()
         self.interrupted_at = self._sink.position
         self._sink.clear()
         if self.history_entry is not None:

@@ -13,6 +13,7 @@ that prefix stays evaluated even when conversations take turns on one instance.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,11 @@ from tomctl.speech.offload import StopFlag
 from tomctl.speech.sentences import SentenceSplitter
 
 Message = dict[str, str]
+
+# After its first sentence the LLM waits (at most this long) for that sentence's audio: on a
+# small CPU, generating the rest would slow Piper down exactly when the caller is waiting.
+# The rest is still ready long before the first sentence has been spoken.
+FIRST_AUDIO_WAIT_S = 0.5
 
 
 class LlamaLanguageModel:
@@ -59,7 +65,8 @@ class LlamaLanguageModel:
             self._free.put(model)
 
     def stream_sentences(self, messages: list[Message], stop: StopFlag,
-                         emit: Callable[[str, object], None], submitted_at: float) -> None:
+                         emit: Callable[[str, object], None], submitted_at: float,
+                         first_audio: threading.Event | None = None) -> None:
         """Generate a reply and ``emit`` ("queue_wait", s), ("first_token", s),
         ("sentence", text)… then return. Blocking: runs in the LLM worker pool."""
         model = self._free.get()  # never waits: the pool has exactly one thread per instance
@@ -82,6 +89,9 @@ class LlamaLanguageModel:
                         started = None
                     for sentence in splitter.push(delta):
                         emit("sentence", sentence)
+                        if first_audio is not None:
+                            first_audio.wait(FIRST_AUDIO_WAIT_S)
+                            first_audio = None
             finally:
                 chunks.close()
             if not stop.is_set():

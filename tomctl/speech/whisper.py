@@ -4,8 +4,8 @@ Whisper pads every clip to 30 s (3000 mel frames) and the encoder's cost grows w
 window: on a 2-core CPU tiny.en spends ~0.25 s encoding 30 s of mostly padding for a 2 s
 question, and ~0.02 s on a 5 s window, with the same text. Below ~3 s the decoder starts to
 repeat itself, so the window is the utterance plus a margin, never less than
-TOM_STT_MIN_WINDOW_MS. A result that looks broken (repetitive, improbable) is decoded again on
-the full 30 s window before it is believed.
+TOM_STT_MIN_WINDOW_MS. A result that repeats itself (the short window's failure mode) is
+decoded again on the full 30 s window before it is believed.
 """
 
 from __future__ import annotations
@@ -125,8 +125,7 @@ class WhisperSpeechToText:
             features = self._model.feature_extractor(audio)
             frames = window_frames(len(audio), self._min_window_ms)
             result = self._decode(features, frames, len(audio))
-            if frames < _FULL_WINDOW_FRAMES and (
-                    repeats_itself(result.text) or result.avg_logprob < _MIN_AVG_LOGPROB):
+            if frames < _FULL_WINDOW_FRAMES and repeats_itself(result.text):
                 result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio))
         except (RuntimeError, ValueError) as exc:
             raise SpeechToTextError(f"transcription failed: {exc}") from exc
