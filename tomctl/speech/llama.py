@@ -12,11 +12,12 @@ that prefix stays evaluated even when conversations take turns on one instance.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from tomctl.errors import LanguageModelError, ModelError
 from tomctl.speech.offload import StopFlag
@@ -58,9 +59,15 @@ class LlamaLanguageModel:
     def prime(self, messages: list[Message]) -> None:
         """Evaluate ``messages`` (ending with an empty user turn) so that the next completion
         only evaluates what follows them. Blocking: runs in the LLM worker pool."""
+        with self._instance() as model:
+            model.create_chat_completion(messages, max_tokens=1)
+
+    @contextlib.contextmanager
+    def _instance(self) -> Iterator:
+        """A free Llama copy. Never waits: the pool has exactly one thread per copy."""
         model = self._free.get()
         try:
-            model.create_chat_completion(messages, max_tokens=1)
+            yield model
         finally:
             self._free.put(model)
 
@@ -69,8 +76,13 @@ class LlamaLanguageModel:
                          first_audio: threading.Event | None = None) -> None:
         """Generate a reply and ``emit`` ("queue_wait", s), ("first_token", s),
         ("sentence", text)… then return. Blocking: runs in the LLM worker pool."""
-        model = self._free.get()  # never waits: the pool has exactly one thread per instance
-        started = time.monotonic()
+        with self._instance() as model:
+            self._stream(model, messages, stop, emit, submitted_at, first_audio)
+
+    def _stream(self, model, messages: list[Message], stop: StopFlag,
+                emit: Callable[[str, object], None], submitted_at: float,
+                first_audio: threading.Event | None) -> None:
+        started: float | None = time.monotonic()
         emit("queue_wait", started - submitted_at)
         splitter = SentenceSplitter()
         try:
@@ -99,5 +111,3 @@ class LlamaLanguageModel:
                     emit("sentence", sentence)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise LanguageModelError(f"LLM completion failed: {exc}") from exc
-        finally:
-            self._free.put(model)

@@ -26,6 +26,7 @@ class PiperTextToSpeech:
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig, SynthesisConfig
+        from piper.voice import ESPEAK_DATA_DIR
 
         try:
             config = PiperConfig.from_dict(json.loads(
@@ -37,7 +38,6 @@ class PiperTextToSpeech:
                 else ["CPUExecutionProvider"]
             session = onnxruntime.InferenceSession(str(self.voice_path), sess_options=options,
                                                    providers=providers)
-            from piper.voice import ESPEAK_DATA_DIR
             self._voice = PiperVoice(config=config, session=session,
                                      espeak_data_dir=Path(ESPEAK_DATA_DIR),
                                      download_dir=self.voice_path.parent)
