@@ -47,6 +47,7 @@ QUESTIONS = [
     "Do you deliver to Berlin?",
     "What is your phone number for returns?",
 ]
+FRAME_S = 0.02
 TARGETS_MS = {"e2e": 800, "barge_in": 120, "hub_max_block": 50}
 
 
@@ -64,8 +65,8 @@ class HubWatch:
 
 
 def speech_onset(audio: np.ndarray, rate: int) -> float:
-    """Seconds from the start of ``audio`` to the first clearly audible sample."""
-    loud = np.flatnonzero(np.abs(audio) > 0.02)
+    """Seconds from the start of ``audio`` to its first audible sample (-40 dBFS)."""
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
     return loud[0] / rate if len(loud) else 0.0
 
 
@@ -95,7 +96,9 @@ def run(turns: int, rate: int) -> dict:
                 call.conversation.say("greeting")
                 call.feed(silence(0.4, rate))
             seen = len(call.log)
-            onset_at = time.monotonic() + speech_onset(audio, rate)
+            # The harness hands over each 20 ms frame when its time starts; a phone line
+            # delivers it when it ends. Count the onset 20 ms earlier to charge that back.
+            onset_at = time.monotonic() - FRAME_S + speech_onset(audio, rate)
             call.feed(audio)
             call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
             barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
@@ -103,7 +106,7 @@ def run(turns: int, rate: int) -> dict:
             if barge_at:
                 # TOM's audio ends with the last frame sent before the barge-in.
                 last_sent = max(t for t, _ in call.heard if t <= barge_at[0])
-                samples["barge_in"].append((last_sent + 0.02 - onset_at) * 1000)
+                samples["barge_in"].append((last_sent + FRAME_S - onset_at) * 1000)
     for kind, data in call.log:
         if kind == "reply_done":
             for name in ("stt", "llm_first_token", "tts_first_audio", "e2e"):

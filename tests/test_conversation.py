@@ -105,7 +105,9 @@ def test_model_error_yields_the_fallback_sentence(engine, monkeypatch, failure, 
     errors_before = engine.metrics.errors.labels(component=component)._value.get()
     monkeypatch.setattr(engine.llm, "stream_sentences", broken)
     with CallHarness(engine, 8000) as call:
-        call.feed(piper_say(engine, QUESTION, 8000))
+        # No comma: a pause after "Hello," can end a turn of its own, and its instant
+        # fallback would then be interrupted by the rest of the question.
+        call.feed(piper_say(engine, "Do you have brake pads for a Volkswagen Golf?", 8000))
         call.feed_until(silence(10, 8000), "turn_ended", 10)
         assert call.sink.wait_idle(timeout_s=10)
         assert ("error", {"component": component}) in call.log

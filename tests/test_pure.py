@@ -4,13 +4,15 @@ heard, and Whisper's hallucination guards."""
 import numpy as np
 import pytest
 
+from tomctl.audio.energy import EnergyOnset
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
                                         TurnDetector, UtteranceEnded)
 from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.speech.sentences import SentenceSplitter, speakable
-from tomctl.speech.whisper import drop_reason, repeats_itself, trim_restart, window_frames
+from tomctl.speech.whisper import (drop_reason, repeats_itself, restart_index, trim_restart,
+                                   window_frames)
 
 
 def test_sentences_are_cut_at_punctuation_followed_by_space():
@@ -86,28 +88,34 @@ def test_a_very_long_utterance_is_cut():
     assert ended and ended[0].cut
 
 
-@pytest.mark.parametrize("phase,speech,speech_ms,held,expected", [
-    (ReplyPhase.IDLE, SpeechState.SPEAKING, 500, False, Action.NONE),
-    (ReplyPhase.SPEAKING, SpeechState.STARTING, 32, False, Action.HOLD),
-    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 96, True, Action.NONE),
-    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 200, True, Action.BARGE_IN),
-    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, Action.RESUME),      # it was noise
-    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, Action.NONE),
-    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, False, Action.NONE),
-    (ReplyPhase.THINKING, SpeechState.SPEAKING, 250, False, Action.RESTART),
-    (ReplyPhase.IDLE, SpeechState.QUIET, 0, True, Action.RESUME),
+@pytest.mark.parametrize("phase,speech,speech_ms,held,quiet_ms,expected", [
+    (ReplyPhase.IDLE, SpeechState.SPEAKING, 500, False, 0, Action.NONE),
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, 0, Action.HOLD),      # a loud frame
+    (ReplyPhase.SPEAKING, SpeechState.STARTING, 32, False, 0, Action.HOLD),
+    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 96, True, 0, Action.NONE),
+    (ReplyPhase.SPEAKING, SpeechState.SPEAKING, 200, True, 0, Action.BARGE_IN),
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 40, Action.NONE),      # between syllables
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 100, Action.RESUME),   # it was noise
+    (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, 100, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, False, 0, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 0, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 250, False, 0, Action.RESTART),
+    (ReplyPhase.IDLE, SpeechState.QUIET, 0, True, 0, Action.RESUME),
 ])
-def test_barge_in_decisions(phase, speech, speech_ms, held, expected):
-    assert decide(phase, speech, speech_ms, held, min_speech_ms=200) is expected
+def test_barge_in_decisions(phase, speech, speech_ms, held, quiet_ms, expected):
+    assert decide(phase, speech, speech_ms, held, min_speech_ms=200, quiet_ms=quiet_ms,
+                  resume_after_ms=96) is expected
 
 
-def test_a_likely_speech_chunk_holds_tom_before_the_detector_is_sure():
-    assert decide(ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, 200, hearing=True) \
-        is Action.HOLD
-    assert decide(ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 200, hearing=False) \
-        is Action.RESUME
-    assert decide(ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 200, hearing=True) \
-        is Action.NONE
+def test_loudness_onset_follows_the_noise_floor():
+    rng = np.random.default_rng(0)
+    onset = EnergyOnset()
+    hiss = [rng.normal(0, 0.02, 160).astype(np.float32) for _ in range(50)]
+    heard = [onset.is_loud(frame) for frame in hiss]
+    assert heard[0] and not any(heard[30:])     # steady hiss stops counting as loud
+
+    assert onset.is_loud(rng.normal(0, 0.2, 160).astype(np.float32))
+    assert not EnergyOnset().is_loud(np.full(160, 0.001, np.float32))
 
 
 def test_heard_text_counts_whole_and_partly_played_sentences():
@@ -135,7 +143,8 @@ def test_whisper_window_is_the_utterance_plus_margin_never_below_the_minimum():
 
 def test_a_transcript_that_starts_over_is_detected_and_trimmed():
     text = "Do you have oil filters and stock? Do you have oil"
-    assert repeats_itself(text)
+    assert restart_index(text) == text.index("Do you have oil", 1)
     assert trim_restart(text) == "Do you have oil filters and stock?"
+    assert restart_index("I need a new battery for my car.") is None
     assert not repeats_itself("I need a new battery for my car.")
     assert trim_restart("Yes yes, we do.") == "Yes yes, we do."

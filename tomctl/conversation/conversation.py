@@ -18,7 +18,8 @@ import gevent
 import gevent.queue
 import numpy as np
 
-from tomctl.audio.frames import StreamResampler, check_rate, pcm_to_float
+from tomctl.audio.energy import EnergyOnset
+from tomctl.audio.frames import FRAME_MS, StreamResampler, check_rate, pcm_to_float
 from tomctl.audio.sink import AudioSink
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
                                         TurnDetector, UtteranceEnded)
@@ -28,6 +29,7 @@ from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.errors import PipelineError
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
+from tomctl.speech.whisper import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,10 @@ LLM_STEP_TIMEOUT_S = 15.0
 # end-of-turn silence is complete the transcript is usually ready. If they speak again the
 # guess is thrown away.
 SPECULATE_AFTER_MS = 128
-# TOM pauses for the caller on a chunk that scores this share of the VAD threshold.
+# TOM pauses for the caller on a loud frame or a chunk that scores this share of the VAD
+# threshold, and carries on once the line has been quiet for RESUME_AFTER_MS.
 HOLD_THRESHOLD_SHARE = 0.6
+RESUME_AFTER_MS = 96
 EventCallback = Callable[..., None]
 
 
@@ -46,6 +50,7 @@ class Utterance:
     audio: np.ndarray
     speech_end_at: float      # monotonic time the caller stopped speaking
     transcription: Any = None  # a speculative STT job over the same speech, if one ran
+    text: str = ""            # typed input (keypad digits): no speech to transcribe
 
 
 class Conversation:
@@ -59,6 +64,9 @@ class Conversation:
         turns = engine.settings.turns
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
         self._hold_threshold = turns.vad_threshold * HOLD_THRESHOLD_SHARE
+        self._energy = EnergyOnset()
+        self._audio_ms = 0                    # caller audio received, in ms
+        self._last_voice_sign_ms = -RESUME_AFTER_MS
         self._resampler = StreamResampler(rate, 16000)
         self._vad = engine.vad.stream()
         self._detector = TurnDetector(turns, CHUNK_MS)
@@ -72,6 +80,7 @@ class Conversation:
         self._speech_end_at = 0.0
         self._speculation: Any = None          # STT job started during the end-of-turn silence
         self._speculation_stop = StopFlag()
+        self._answering = False
         self._greenlet: gevent.Greenlet | None = None
 
     # -- owner side -------------------------------------------------------------------------
@@ -89,6 +98,25 @@ class Conversation:
     def history(self) -> list[dict[str, str]]:
         return [dict(entry) for entry in self._history]
 
+    @property
+    def state(self) -> str:
+        """listening, thinking or speaking: what an operator sees for the call."""
+        phase = self._phase()
+        if phase is ReplyPhase.SPEAKING:
+            return "speaking"
+        return "thinking" if self._answering or phase is ReplyPhase.THINKING else "listening"
+
+    @property
+    def idle(self) -> bool:
+        """Nobody is talking and nothing is waiting to be answered."""
+        return (not self._answering and self._utterances.empty()
+                and self._phase() is ReplyPhase.IDLE
+                and self._detector.state is SpeechState.QUIET)
+
+    def hear_text(self, text: str) -> None:
+        """A turn the caller typed (keypad digits) rather than spoke."""
+        self._utterances.put(Utterance(np.zeros(0, np.float32), time.monotonic(), text=text))
+
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
         reply = Reply(self._sink)
@@ -99,7 +127,9 @@ class Conversation:
     def feed(self, pcm: bytes) -> None:
         """One frame of caller audio (s16le mono at the conversation's rate)."""
         now = time.monotonic()
-        for probability, chunk in self._vad.process(self._resampler.process(pcm_to_float(pcm))):
+        samples = pcm_to_float(pcm)
+        voice_sign = self._energy.is_loud(samples)
+        for probability, chunk in self._vad.process(self._resampler.process(samples)):
             before = self._detector.state
             for detected in self._detector.push(probability, chunk):
                 self._on_detected(detected, now)
@@ -107,8 +137,13 @@ class Conversation:
                 self._speech_end_at = now
             elif self._detector.state is not SpeechState.STOPPING:
                 self._drop_speculation()
-            self._take_turn_decision(now, probability)
-            self._maybe_speculate()
+            voice_sign = voice_sign or probability >= self._hold_threshold \
+                or self._detector.state in (SpeechState.STARTING, SpeechState.SPEAKING)
+        self._audio_ms += FRAME_MS
+        if voice_sign:
+            self._last_voice_sign_ms = self._audio_ms
+        self._take_turn_decision(now)
+        self._maybe_speculate()
 
     def _maybe_speculate(self) -> None:
         if (self._speculation is None and self._unanswered is None
@@ -156,10 +191,11 @@ class Conversation:
             return ReplyPhase.THINKING
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
 
-    def _take_turn_decision(self, now: float, probability: float) -> None:
+    def _take_turn_decision(self, now: float) -> None:
         action = decide(self._phase(), self._detector.state, self._detector.speech_ms,
                         self._held_at is not None, self._min_barge_in_ms,
-                        hearing=probability >= self._hold_threshold)
+                        quiet_ms=self._audio_ms - self._last_voice_sign_ms,
+                        resume_after_ms=RESUME_AFTER_MS)
         if action is Action.HOLD:
             self._sink.hold()
             self._held_at = now
@@ -189,6 +225,7 @@ class Conversation:
     def _turn_loop(self) -> None:
         while True:
             utterance = self._utterances.get()
+            self._answering = True
             reply = Reply(self._sink)
             reply.utterance_audio = utterance.audio
             self._reply = reply
@@ -200,13 +237,17 @@ class Conversation:
                 event(log, "turn_crashed", level=logging.ERROR, exc_info=True,
                       conversation=self.id)
                 outcome = self._fall_back(reply, exc)
+            self._answering = False
             self._engine.metrics.record_turn(outcome)
             self._on_event("turn_ended", outcome=outcome)
 
     def _answer(self, utterance: Utterance, reply: Reply) -> str:
         engine = self._engine
-        job = utterance.transcription or engine.transcribe_async(utterance.audio)
-        transcript, stt_s = engine.finish_transcription(job)
+        if utterance.text:
+            transcript, stt_s = Transcript(utterance.text, 0.0, 0.0, 0), 0.0
+        else:
+            job = utterance.transcription or engine.transcribe_async(utterance.audio)
+            transcript, stt_s = engine.finish_transcription(job)
         if reply.stop.is_set():
             return "restarted"
         if transcript.dropped:

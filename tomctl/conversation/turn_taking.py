@@ -28,17 +28,20 @@ class Action(enum.Enum):
 
 
 def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
-           min_speech_ms: int, hearing: bool = False) -> Action:
-    """``hearing``: the latest chunk sounds like speech, though the turn detector has not
-    (yet) counted it as such. Holding on it is cheap and undone on the next quiet chunk, and
-    it takes a chunk off the time the caller hears TOM talk over them."""
+           min_speech_ms: int, quiet_ms: int = 0, resume_after_ms: int = 0) -> Action:
+    """``quiet_ms``: audio since the last sign of the caller's voice (a loud frame, a chunk
+    the VAD scores as likely speech, or the turn detector hearing speech); 0 means a sign in
+    this very frame. Holding on a sign is cheap; TOM resumes once the line has been quiet for
+    ``resume_after_ms``, so a hold does not flicker on and off between syllables."""
+    talking = quiet_ms == 0 or speech is not SpeechState.QUIET
     if phase is ReplyPhase.IDLE:
         return Action.RESUME if held else Action.NONE
-    talking = speech is not SpeechState.QUIET or hearing
     if phase is ReplyPhase.THINKING:
-        return Action.RESTART if talking and speech_ms >= min_speech_ms else Action.NONE
-    if not talking:
-        return Action.RESUME if held else Action.NONE
-    if speech_ms >= min_speech_ms:
+        if speech is not SpeechState.QUIET and speech_ms >= min_speech_ms:
+            return Action.RESTART
+        return Action.NONE
+    if speech is not SpeechState.QUIET and speech_ms >= min_speech_ms:
         return Action.BARGE_IN
-    return Action.NONE if held else Action.HOLD
+    if talking:
+        return Action.NONE if held else Action.HOLD
+    return Action.RESUME if held and quiet_ms >= resume_after_ms else Action.NONE

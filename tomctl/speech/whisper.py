@@ -4,8 +4,8 @@ Whisper pads every clip to 30 s (3000 mel frames) and the encoder's cost grows w
 window: on a 2-core CPU tiny.en spends ~0.25 s encoding 30 s of mostly padding for a 2 s
 question, and ~0.02 s on a 5 s window, with the same text. Below ~3 s the decoder starts to
 repeat itself, so the window is the utterance plus a margin, never less than
-TOM_STT_MIN_WINDOW_MS. A result that repeats itself (the short window's failure mode) is
-decoded again on the full 30 s window before it is believed.
+TOM_STT_MIN_WINDOW_MS. Where Whisper starts the utterance over in the padding, the repeat is
+cut off; a result that loops is decoded again on the full 30 s window before it is believed.
 """
 
 from __future__ import annotations
@@ -61,12 +61,11 @@ def trim_restart(text: str) -> str:
 
 
 def repeats_itself(text: str) -> bool:
-    """True for the loops Whisper falls into: one word or phrase many times over, or the
-    utterance starting over."""
+    """True for the loops Whisper falls into on noise: one word or phrase many times over."""
     words = [w.lower() for w in _WORD.findall(text)]
     if len(words) >= 6 and len(set(words)) <= len(words) // 4:
         return True
-    return compression_ratio(text) > _MAX_COMPRESSION_RATIO or restart_index(text) is not None
+    return compression_ratio(text) > _MAX_COMPRESSION_RATIO
 
 
 def drop_reason(text: str, no_speech_prob: float, avg_logprob: float,
@@ -129,7 +128,6 @@ class WhisperSpeechToText:
                 result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio))
         except (RuntimeError, ValueError) as exc:
             raise SpeechToTextError(f"transcription failed: {exc}") from exc
-        result = dataclasses.replace(result, text=trim_restart(result.text))
         reason = drop_reason(result.text, result.no_speech_prob, result.avg_logprob,
                              self._no_speech_threshold)
         return dataclasses.replace(result, text="" if reason else result.text, dropped=reason)
@@ -145,5 +143,7 @@ class WhisperSpeechToText:
             suppress_blank=True, suppress_tokens=[-1])[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
-        return Transcript(self._tokenizer.decode(tokens).strip(), result.no_speech_prob,
-                          avg_logprob, frames * 10)
+        # The short window's own failure, starting the utterance over, is cut off here; a
+        # loop is left for transcribe() to decode again on the full window.
+        return Transcript(trim_restart(self._tokenizer.decode(tokens).strip()),
+                          result.no_speech_prob, avg_logprob, frames * 10)

@@ -1,0 +1,33 @@
+"""A loudness onset detector for one 20 ms frame at a time (pure, stateful).
+
+The VAD needs a full 32 ms chunk, and often a second one, before it is sure a consonant is
+speech; a jump in loudness over the line's noise floor is visible in the first frame. TOM
+uses it only to pause its own audio (which is undone if the VAD does not confirm speech),
+never to end a turn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Loud means this far above the line's noise floor, and never quieter than MIN_LOUD_RMS
+# (-40 dBFS: below any voice, above the echo of TOM's own voice on a handset).
+_ABOVE_FLOOR = 4.0          # +12 dB
+MIN_LOUD_RMS = 0.01
+_INITIAL_FLOOR = 0.002
+_FLOOR_RISE = 0.05          # the floor follows quiet frames slowly upwards …
+_FLOOR_FALL = 0.3           # … quickly downwards …
+_FLOOR_CREEP = 0.01         # … and loud ones very slowly, so steady noise stops being loud
+
+
+class EnergyOnset:
+    def __init__(self) -> None:
+        self.floor = _INITIAL_FLOOR
+
+    def is_loud(self, samples: np.ndarray) -> bool:
+        """True if this frame is clearly louder than the line's noise."""
+        rms = float(np.sqrt(np.mean(np.square(samples)))) if len(samples) else 0.0
+        loud = rms >= max(MIN_LOUD_RMS, self.floor * _ABOVE_FLOOR)
+        rate = _FLOOR_CREEP if loud else _FLOOR_RISE if rms > self.floor else _FLOOR_FALL
+        self.floor += (rms - self.floor) * rate
+        return loud
