@@ -146,12 +146,91 @@ class TurnSettings:
         _non_negative, ">= 0")
 
 
+def _port(value: Any) -> bool:
+    return 1 <= value <= 65535
+
+
+def _no_control_characters(value: Any) -> bool:
+    return not any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+@dataclasses.dataclass(frozen=True)
+class TelephonySettings:
+    listen_host: str = setting("TOM_ESL_LISTEN_HOST", "127.0.0.1",
+                               "Address TOM listens on for FreeSWITCH's outbound `socket` "
+                               "connections (one per call).")
+    listen_port: int = setting("TOM_ESL_LISTEN_PORT", 8084,
+                               "Port of that listener; the dialplan's `socket` names it "
+                               "(0: any free port).", lambda v: 0 <= v <= 65535,
+                               "between 0 and 65535")
+    max_calls: int = setting("TOM_MAX_CALLS", 8,
+                             "Calls TOM answers at once; further calls go to the dialplan "
+                             "fallback (the human extension) at once.", _positive, ">= 1")
+    fs_host: str = setting("TOM_FS_HOST", "127.0.0.1",
+                           "FreeSWITCH's event socket (inbound ESL) address.")
+    fs_port: int = setting("TOM_FS_PORT", 8021, "FreeSWITCH's event socket port.",
+                           _port, "between 1 and 65535")
+    fs_password: str = setting(
+        "TOM_FS_PASSWORD", "",
+        "FreeSWITCH's event socket password (event_socket.conf.xml). Empty: TOM does not open "
+        "the inbound ESL connection (calls still work; status and synthetic calls do not).",
+        _no_control_characters, "free of control characters")
+    media_host: str = setting("TOM_MEDIA_HOST", "127.0.0.1",
+                              "IPv4 address of TOM's UDP audio sockets (unicast remote-ip).")
+    fs_media_host: str = setting(
+        "TOM_FS_MEDIA_HOST", "127.0.0.1",
+        "IPv4 address FreeSWITCH binds for a call's audio (unicast local-ip).")
+    media_port_first: int = setting(
+        "TOM_MEDIA_PORT_FIRST", 40000,
+        "First UDP port of the audio range; each call takes two (FreeSWITCH's, TOM's).",
+        _port, "between 1 and 65535")
+    media_port_last: int = setting("TOM_MEDIA_PORT_LAST", 40999,
+                                   "Last UDP port of the audio range.", _port,
+                                   "between 1 and 65535")
+    command_timeout_s: float = setting("TOM_ESL_COMMAND_TIMEOUT_S", 5.0,
+                                       "Deadline for FreeSWITCH to answer one ESL command.",
+                                       _positive, "> 0")
+    linger_s: int = setting(
+        "TOM_ESL_LINGER_S", 30,
+        "After a hangup FreeSWITCH keeps the call's socket this long for its last events; "
+        "TOM says exit sooner.", _positive, ">= 1")
+    fallback_extension: str = setting(
+        "TOM_FALLBACK_EXTENSION", "1000",
+        "Extension of the human colleague: DTMF 0, a request for a person, and repeated "
+        "failures transfer here.", lambda v: bool(v) and v.replace("_", "").replace("-", "")
+        .replace("+", "").isalnum(), "letters, digits, - _ +")
+    transfer_context: str = setting("TOM_TRANSFER_CONTEXT", "default",
+                                    "Dialplan context of that extension.",
+                                    lambda v: bool(v) and v.replace("_", "").replace("-", "")
+                                    .isalnum(), "letters, digits, - _")
+    silence_timeout_s: float = setting(
+        "TOM_SILENCE_TIMEOUT_S", 8.0,
+        "Caller silence after TOM finished speaking before TOM asks once whether they are "
+        "still there; the same silence again ends the call with a goodbye.", _positive, "> 0")
+    max_call_s: int = setting("TOM_MAX_CALL_S", 900,
+                              "Longest call; at the limit TOM says goodbye and hangs up.",
+                              _positive, ">= 1")
+    spool_dir: str = setting(
+        "TOM_SPOOL_DIR", "/tmp/tom-spool",
+        "Directory for the prompt WAVs FreeSWITCH plays (goodbye, hand-over); FreeSWITCH "
+        "must be able to read it.")
+    number_salt: str = setting(
+        "TOM_NUMBER_HASH_SALT", "",
+        "Secret salt for hashing phone numbers (SHA-256). Empty: a random salt per start, "
+        "so hashes cannot be linked across restarts.")
+
+    def __post_init__(self) -> None:
+        if self.media_port_last <= self.media_port_first:
+            raise ConfigError("TOM_MEDIA_PORT_LAST must be above TOM_MEDIA_PORT_FIRST")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
     speech: SpeechSettings = dataclasses.field(default_factory=SpeechSettings)
     persona: PersonaSettings = dataclasses.field(default_factory=PersonaSettings)
     turns: TurnSettings = dataclasses.field(default_factory=TurnSettings)
+    telephony: TelephonySettings = dataclasses.field(default_factory=TelephonySettings)
 
 
 def declarations() -> Iterator[tuple[str, dataclasses.Field]]:

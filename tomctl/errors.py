@@ -3,10 +3,16 @@
     TomError
     ├── ConfigError          a TOM_* setting is invalid            (operator, no retry)
     ├── ModelError           a model file is missing or broken     (operator, no retry)
-    └── PipelineError        inference failed inside one turn      (tom, retry next turn)
-        ├── SpeechToTextError
-        ├── LanguageModelError
-        └── TextToSpeechError
+    ├── PipelineError        inference failed inside one turn      (tom, retry next turn)
+    │   ├── SpeechToTextError
+    │   ├── LanguageModelError
+    │   └── TextToSpeechError
+    └── TelephonyError       talking to FreeSWITCH failed
+        ├── EslProtocolError the peer sent data that is not ESL      (freeswitch, no retry)
+        ├── CallGone         the call hung up or its socket closed   (caller, no retry)
+        ├── CommandTimeout   FreeSWITCH did not answer in time       (freeswitch, retry)
+        ├── CommandFailed    FreeSWITCH answered -ERR                (tom, no retry)
+        └── LinkDown         the inbound ESL connection is not up    (freeswitch, retry)
 
 Broad ``except`` clauses appear only at greenlet boundaries, and never bare: a bare
 ``except:`` would swallow gevent's ``Timeout`` and ``GreenletExit``.
@@ -45,3 +51,29 @@ class LanguageModelError(PipelineError):
 
 class TextToSpeechError(PipelineError):
     component = "tts"
+
+
+class TelephonyError(TomError):
+    fault = "freeswitch"
+
+
+class EslProtocolError(TelephonyError):
+    """Bytes from the peer that are not an ESL frame; the connection cannot be trusted."""
+
+
+class CallGone(TelephonyError):
+    """The channel hung up or its socket closed: every waiter for the call gets this."""
+
+    fault = "caller"
+
+
+class CommandTimeout(TelephonyError):
+    retryable = True
+
+
+class CommandFailed(TelephonyError):
+    fault = "tom"
+
+
+class LinkDown(TelephonyError):
+    retryable = True

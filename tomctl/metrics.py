@@ -7,7 +7,7 @@ own ``CollectorRegistry``.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Sub-second resolution where the targets are (barge-in 120 ms, e2e 800 ms), seconds beyond.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.12, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6,
@@ -42,6 +42,29 @@ class Metrics:
                               registry=self.registry)
         self.turns = Counter("tom_pipeline_turns", "Caller turns by outcome.", ["outcome"],
                              registry=self.registry)
+
+        self.active_calls = Gauge("tom_telephony_active_calls", "Calls TOM is handling now.",
+                                  registry=self.registry)
+        self.calls = Counter("tom_telephony_calls", "Finished calls by outcome (answered, "
+                             "transferred, abandoned, failed, rejected).", ["outcome"],
+                             registry=self.registry)
+        self.calls_failed = Counter("tom_telephony_calls_failed",
+                                    "Calls that ended because TOM or FreeSWITCH failed.",
+                                    registry=self.registry)
+        self.call_duration = Histogram(
+            "tom_telephony_call_duration_seconds", "Length of calls TOM handled.",
+            registry=self.registry,
+            buckets=(5, 10, 20, 30, 60, 120, 180, 300, 600, 900, 1800))
+        self.esl_link_up = Gauge("tom_telephony_esl_link_up",
+                                 "1 while the inbound ESL connection to FreeSWITCH is up.",
+                                 registry=self.registry)
+
+    def record_call(self, outcome: str, duration_s: float) -> None:
+        self.calls.labels(outcome=outcome).inc()
+        if outcome == "failed":
+            self.calls_failed.inc()
+        if outcome != "rejected":
+            self.call_duration.observe(duration_s)
 
     def record_error(self, component: str) -> None:
         self.errors.labels(component=component).inc()

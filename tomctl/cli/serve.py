@@ -13,6 +13,7 @@ from tomctl import config, logs
 from tomctl.engine import Engine
 from tomctl.logs import event
 from tomctl.metrics import Metrics
+from tomctl.service import Service
 
 log = logging.getLogger("tomctl.serve")
 
@@ -30,10 +31,14 @@ def run(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
     engine.start()
-    event(log, "ready", models={name: model.device for name, model in engine.models.items()})
+    service = Service(settings, engine)
+    service.start()
+    event(log, "ready", models={name: model.device for name, model in engine.models.items()},
+          esl_port=service.listener.address[1], freeswitch_link=service.link.state)
     # Signal watchers do not keep gevent's loop alive; a timed wait does.
     while not stop.wait(timeout=3600):
         pass
     event(log, "stopping")
+    service.stop()
     engine.close()
     return 0

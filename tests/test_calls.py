@@ -1,0 +1,260 @@
+"""Phone calls end to end: the fake FreeSWITCH (tests/fakes/) places calls into a real TOM
+service (real sockets, real models) and records what the caller heard."""
+
+import gc
+import logging
+import os
+
+import gevent
+import greenlet
+import numpy as np
+import pytest
+
+from tests.fakes import FakeSwitch
+from tests.speech import piper_say, silence, word_error_rate
+from tomctl import config
+from tomctl.audio.frames import pcm_to_float, resample
+from tomctl.service import Service
+
+pytestmark = pytest.mark.timeout(120)
+
+QUESTION = "Do you have brake pads for a Volkswagen Golf?"
+RATE = 8000
+_next_ports = iter(range(42000, 43000, 40))
+
+
+def pcm(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def make_settings(tmp_path, switch_port: int = 1, **overrides) -> config.Settings:
+    first = next(_next_ports)
+    environ = {"TOM_ESL_LISTEN_PORT": "0", "TOM_MEDIA_PORT_FIRST": str(first),
+               "TOM_MEDIA_PORT_LAST": str(first + 39), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
+               "TOM_FS_PORT": str(switch_port), "TOM_FS_PASSWORD": "ClueCon",
+               "TOM_ESL_COMMAND_TIMEOUT_S": "3", "TOM_NUMBER_HASH_SALT": "test-salt"}
+    environ.update(overrides)
+    return config.load(environ)
+
+
+class Phone:
+    """A running TOM service and a fake FreeSWITCH pointed at each other."""
+
+    def __init__(self, engine, tmp_path, **overrides) -> None:
+        self.switch = FakeSwitch(tom_address=("127.0.0.1", 1), fallback_extension="operator",
+                                 segment_writes=True)
+        self.switch.start()
+        settings = make_settings(tmp_path, self.switch.esl_port, **overrides)
+        self.service = Service(settings, engine)
+        self.service.start()
+        self.switch.tom_address = ("127.0.0.1", self.service.listener.address[1])
+        self.engine = engine
+        self.spool = settings.telephony.spool_dir
+        wait_until(lambda: self.service.link.state == "up", 10, "the inbound link")
+        self.greenlets_at_start = live_greenlets()
+        self.fds_at_start = open_fds()
+
+    def call(self, audio: bytes = b"", **kwargs):
+        return self.switch.place_call(audio, **kwargs)
+
+    def heard(self, call) -> np.ndarray:
+        return pcm_to_float(call.heard_pcm())
+
+    def transcribe_heard(self, call) -> str:
+        audio = gevent.get_hub().threadpool.apply(resample, (self.heard(call), RATE, 16000))
+        return self.engine.transcribe(audio).text
+
+    def close(self) -> None:
+        self.service.stop()
+        self.switch.stop()
+
+
+@pytest.fixture
+def phone(engine, tmp_path):
+    phone = Phone(engine, tmp_path, TOM_SILENCE_TIMEOUT_S="30")
+    yield phone
+    phone.close()
+
+
+def live_greenlets() -> int:
+    return sum(1 for obj in gc.get_objects()
+               if isinstance(obj, greenlet.greenlet) and obj and not obj.dead)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def assert_nothing_left(phone) -> None:
+    """No call, greenlet, socket, UDP port or spool file outlives its call."""
+    assert phone.service.wait_idle(timeout_s=10)
+    assert phone.service.registry.active() == []
+    assert phone.service.ports.in_use == 0
+    assert phone.engine.metrics.active_calls._value.get() == 0
+    assert sorted(name.split("-")[0] for name in os.listdir(phone.spool)) == \
+        ["fallback", "goodbye", "handover"]
+    wait_until(lambda: live_greenlets() <= phone.greenlets_at_start
+               and open_fds() <= phone.fds_at_start, 5, "greenlets and sockets to go")
+
+
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    with gevent.Timeout(timeout_s, AssertionError(f"timed out waiting for {what}")):
+        while not predicate():
+            gevent.sleep(0.02)
+
+
+def test_a_caller_asks_and_tom_answers(phone):
+    question = pcm(np.concatenate([silence(6.0, RATE), piper_say(phone.engine, QUESTION, RATE),
+                                   silence(12.0, RATE)]))
+    call = phone.call(question)
+    assert call.wait_answered(timeout_s=10)
+    record = phone.service.registry.active()[0]
+    assert record.caller_hash and "4915112345678" not in repr(record)
+    wait_until(lambda: record.turns >= 1 and record.state == "listening"
+               and call.audio_position_s > 9, 40, "an answer")
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    heard = phone.transcribe_heard(call)
+    greeting = phone.engine.persona.phrases["greeting"]
+    assert word_error_rate(greeting, heard[:len(greeting)]) <= 0.5, heard
+    answer = heard[len(greeting):].strip()
+    assert len(answer.split()) >= 3, heard
+    assert call.displace_used is False
+    finished = phone.service.registry.finished()[0]
+    assert finished.outcome == "answered" and finished.turns == 1
+    assert finished.hangup_cause == "NORMAL_CLEARING"
+
+
+def test_voice_barge_in_stops_the_greeting(phone):
+    interruption = piper_say(phone.engine, "Wait, I have a question about my order.", RATE)
+    call = phone.call(pcm(np.concatenate([silence(1.5, RATE), interruption, silence(5, RATE)])))
+    assert call.wait_answered(timeout_s=10)
+    wait_until(lambda: call.audio_position_s > 4, 20, "the interruption")
+    greeting_s = len(b"".join(phone.engine.phrase("greeting", RATE))) / 2 / RATE
+    heard_s = len(call.heard_pcm()) / 2 / RATE
+    # TOM stopped within a fraction of a second of the caller starting at 1.5 s
+    assert heard_s < 2.3 < greeting_s, heard_s
+    sent_after = [t for t, _ in call.heard if t - call.answered_at > 2.5]
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    assert not sent_after or len(sent_after) < 50  # no leftover greeting frames
+
+
+def test_dtmf_zero_hands_over_to_a_person(phone):
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    call.wait_heard(3200, timeout_s=10)
+    call.send_dtmf("0")
+    assert call.wait_played(timeout_s=10)
+    wait_until(lambda: call.transferred_to, 15, "the transfer")
+    assert call.transferred_to == "1000"
+    assert call.played[0]["tags"]["tom_prompt_id"].startswith("handover-")
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    assert phone.service.registry.finished()[0].outcome == "transferred"
+
+
+def test_a_silent_caller_is_asked_once_then_told_goodbye(engine, tmp_path):
+    phone = Phone(engine, tmp_path, TOM_SILENCE_TIMEOUT_S="1.5")
+    try:
+        call = phone.call(b"")
+        assert call.wait_ended(timeout_s=40)
+        assert call.hung_up and call.hangup_cause == "NORMAL_CLEARING"
+        assert [p["tags"]["tom_prompt_id"].split("-")[0] for p in call.played] == ["goodbye"]
+        heard = phone.transcribe_heard(call).lower()
+        assert "still there" in heard, heard
+        assert_nothing_left(phone)
+    finally:
+        phone.close()
+
+
+def test_hangup_in_the_middle_of_an_answer(phone):
+    question = pcm(np.concatenate([silence(5.5, RATE), piper_say(phone.engine, QUESTION, RATE),
+                                   silence(20, RATE)]))
+    call = phone.call(question)
+    assert call.wait_answered(timeout_s=10)
+    record = phone.service.registry.active()[0]
+    wait_until(lambda: record.state == "speaking" and call.audio_position_s > 7, 40,
+               "TOM answering")
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    assert phone.service.registry.finished()[0].outcome in ("answered", "abandoned")
+
+
+def test_the_inbound_link_comes_back_after_a_freeswitch_restart(phone):
+    link = phone.service.link
+    wait_until(lambda: link.state == "up", 10, "the link")
+    assert "UP" in link.api("status")
+    phone.switch.stop()
+    wait_until(lambda: link.state == "down", 10, "the link to drop")
+    phone.switch.start()
+    wait_until(lambda: link.state == "up" and link.connects == 2, 20, "the link to return")
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    call.wait_heard(3200, timeout_s=10)
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+
+
+def test_calls_over_capacity_go_to_the_fallback(engine, tmp_path):
+    phone = Phone(engine, tmp_path, TOM_MAX_CALLS="1")
+    try:
+        first = phone.call(b"")
+        assert first.wait_answered(timeout_s=10)
+        second = phone.call(b"")
+        assert second.wait_ended(timeout_s=10)
+        assert second.fell_back and not second.stuck
+        assert not any("execute-app-name: answer" in command for command in second.commands)
+        first.hangup()
+        assert first.wait_ended(timeout_s=10)
+        assert_nothing_left(phone)
+        assert engine.metrics.calls.labels(outcome="rejected")._value.get() >= 1
+    finally:
+        phone.close()
+
+
+def test_the_caller_id_name_cannot_inject_a_command(phone, caplog):
+    caplog.set_level(logging.DEBUG, logger="tomctl")
+    call = phone.call(b"", caller_id_name="Eve\r\n\r\napi uuid_kill all\r\n\r\n",
+                      caller_id_number="4917612345678")
+    assert call.wait_answered(timeout_s=10)
+    call.wait_heard(3200, timeout_s=10)
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert not any("uuid_kill" in command for command in call.commands)
+    assert "4917612345678" not in caplog.text
+    assert_nothing_left(phone)
+
+
+@pytest.mark.parametrize("garbage", [
+    b"this is not an ESL frame\n\n",
+    b"Content-Length: 12x\nContent-Type: text/event-plain\n\n",
+    b"Content-Type: command/reply\nReply-Text: +OK\n\n",        # a reply nobody asked for
+])
+def test_malformed_esl_ends_the_call_cleanly(phone, garbage):
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    call.wait_heard(1600, timeout_s=10)
+    call.send_raw(garbage)
+    assert call.wait_ended(timeout_s=10)
+    assert call.fell_back            # the caller goes to a person, not into silence
+    assert_nothing_left(phone)
+    assert phone.service.registry.finished()[0].outcome == "failed"
+    again = phone.call(b"")          # the process lives on
+    assert again.wait_answered(timeout_s=10)
+    again.hangup()
+    assert again.wait_ended(timeout_s=10)
+
+
+def test_a_truncated_frame_then_a_closed_socket(phone):
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    call.wait_heard(1600, timeout_s=10)
+    call.send_raw(b"Content-Length: 500\nContent-Type: text/event-plain\n\nEvent-Name: DT")
+    phone.switch.stop()
+    wait_until(lambda: phone.service.listener.active == 0, 10, "the call to end")
+    assert_nothing_left(phone)

@@ -1,0 +1,339 @@
+"""One phone call, owned by one greenlet: set up → greet → turn loop → ending → clean up.
+
+Only this greenlet sends ESL commands for the call (greenswitch matches replies by order).
+Everything else reaches it through its inbox: caller audio frames from the UDP socket,
+FreeSWITCH events, the conversation's events and a lost connection. The greeting streams
+over the unicast fork like every answer, so the caller can interrupt it; FreeSWITCH plays a
+prompt itself (``uuid_broadcast``) only when the conversation is over, because any playback
+ends the fork for good (CAPTURES.md 6.3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import gevent
+import gevent.queue
+
+from tomctl.audio.sink import PacedSink
+from tomctl.call.intents import wants_human
+from tomctl.call.registry import CallRecord, CallRegistry
+from tomctl.config import TelephonySettings
+from tomctl.conversation.conversation import Conversation
+from tomctl.errors import CallGone, CommandFailed, TelephonyError
+from tomctl.logs import event, personal
+from tomctl.privacy import CallerInfo, NumberHasher
+from tomctl.telephony import wire
+from tomctl.telephony.esl import OutboundConnection
+from tomctl.telephony.media import PortPool, PortsExhausted, UnicastMedia
+from tomctl.telephony.prompts import PromptSpool
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1
+KEYPAD_PAUSE_S = 3.0            # digits typed without '#' count as one entry after this pause
+TRANSFER_DIGIT = "0"
+FAILED_TURNS_BEFORE_HANDOVER = 2
+PROMPT_MARGIN_S = 5.0           # beyond a prompt's length, before TOM stops waiting for it
+SUPPORTED_RATES = (8000, 16000)
+
+
+@dataclasses.dataclass(frozen=True)
+class CallServices:
+    """What every call shares; built once by the service."""
+
+    engine: Any
+    settings: TelephonySettings
+    ports: PortPool
+    spool: PromptSpool
+    registry: CallRegistry
+    hasher: NumberHasher
+
+
+class Ending(Exception):
+    """Leaves the turn loop: the conversation is over and ``kind`` says how it ends."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason   # kind: goodbye, transfer, hangup
+
+
+class CallController:
+    def __init__(self, connection: OutboundConnection, services: CallServices) -> None:
+        self._conn = connection
+        self._services = services
+        self._settings = services.settings
+        self._metrics = services.engine.metrics
+        self._inbox: gevent.queue.Queue = gevent.queue.Queue()
+        self._uuid = ""
+        self._record: CallRecord | None = None
+        self._media: UnicastMedia | None = None
+        self._ports: tuple[int, int] | None = None
+        self._sink: PacedSink | None = None
+        self._conversation: Conversation | None = None
+        self._started = time.monotonic()
+        self._busy_at = self._started        # last moment someone was talking or thinking
+        self._reprompted = False
+        self._failed_turns = 0
+        self._digits = ""
+        self._digit_at = 0.0
+        self._answered_turns = 0
+        self._hangup_complete = False
+
+    # -- the call's greenlet ----------------------------------------------------------------
+
+    def run(self) -> None:
+        outcome = "failed"
+        try:
+            self._set_up()
+            try:
+                self._converse()
+            except Ending as ending:
+                event(log, "call_ending", call=self._uuid, how=ending.kind, reason=ending.reason)
+                outcome = self._end(ending)
+        except CallGone:
+            outcome = "answered" if self._answered_turns else "abandoned"
+        except (TelephonyError, PortsExhausted, OSError, ValueError) as exc:
+            # Closing the socket without a hangup hands the call to the dialplan's fallback.
+            event(log, "call_failed", level=logging.ERROR, call=self._uuid,
+                  error=type(exc).__name__, detail=str(exc)[:200])
+        except Exception:  # the greenlet boundary: a bug must not leave the caller hanging
+            event(log, "call_crashed", level=logging.ERROR, exc_info=True, call=self._uuid)
+        finally:
+            self._clean_up(outcome)
+
+    def _set_up(self) -> None:
+        conn, timeout = self._conn, self._settings.command_timeout_s
+        self._conn.on_events(lambda ev: self._inbox.put(("esl", ev)))
+        self._conn.on_lost(lambda reason: self._inbox.put(("lost", reason)))
+        data = conn.connect() or conn.session_data
+        self._uuid = wire.check_uuid(data.get("Unique-ID", ""))
+        caller = CallerInfo(self._services.hasher.hash(data.get("Caller-Caller-ID-Number", "")))
+        self._record = CallRecord(self._uuid, caller.number_hash, time.time())
+        self._services.registry.add(self._record)
+        self._metrics.active_calls.inc()
+        event(log, "call_started", call=self._uuid, caller=caller.number_hash)
+        conn.command_ok(wire.command("myevents"), timeout)
+        # myevents never carries PLAYBACK_* (captured); they tell when a prompt has ended.
+        conn.command_ok(wire.command("event plain PLAYBACK_START PLAYBACK_STOP"), timeout)
+        conn.command_ok(wire.command(f"linger {self._settings.linger_s}"), timeout)
+        answered = self._execute("answer")
+        rate = int(answered.get("Channel-Read-Codec-Rate") or
+                   data.get("Channel-Read-Codec-Rate") or 8000)
+        if rate not in SUPPORTED_RATES:
+            raise ValueError(f"unsupported codec rate {rate}")
+        self._start_media(rate)
+        conn.command_ok(wire.unicast(self._settings.fs_media_host, self._ports[0],
+                                     self._settings.media_host, self._ports[1]), timeout)
+        self._conversation.say("greeting")
+
+    def _start_media(self, rate: int) -> None:
+        services = self._services
+        for _ in range(3):            # a port taken by something else: try the next pair
+            self._ports = services.ports.take()
+            media = UnicastMedia(self._settings.media_host, self._ports[1],
+                                 self._settings.fs_media_host, self._ports[0], rate,
+                                 lambda frame: self._inbox.put(("audio", frame)))
+            try:
+                media.start()
+                break
+            except OSError:
+                services.ports.release(self._ports)
+                self._ports = None
+        else:
+            raise PortsExhausted("no free UDP port pair for the call's audio")
+        self._media = media
+        self._sink = PacedSink(media.send, rate, self._metrics)
+        self._sink.start()
+        self._conversation = Conversation(services.engine, self._sink, rate,
+                                          self._on_conversation_event, self._uuid)
+        self._conversation.start()
+
+    def _on_conversation_event(self, kind: str, **data: Any) -> None:
+        self._inbox.put(("conversation", kind, data))
+
+    # -- turn loop --------------------------------------------------------------------------
+
+    def _converse(self) -> None:
+        conversation, record = self._conversation, self._record
+        while True:
+            try:
+                item = self._inbox.get(timeout=TICK_S)
+            except gevent.queue.Empty:
+                item = None
+            if item is not None:
+                if item[0] == "audio":
+                    conversation.feed(item[1])
+                elif item[0] == "esl":
+                    self._on_esl_event(item[1])
+                elif item[0] == "conversation":
+                    self._on_turn_event(item[1], item[2])
+                else:
+                    self._raise_lost(item[1])
+            record.state = conversation.state
+            self._check_clocks(time.monotonic())
+
+    def _on_esl_event(self, ev: wire.Event) -> None:
+        if ev.name == "CHANNEL_HANGUP":
+            self._record.hangup_cause = ev.get("Hangup-Cause")
+            raise CallGone("caller hung up")
+        if ev.name == "DISCONNECT" and ev.get("Content-Disposition") != "linger":
+            raise CallGone("FreeSWITCH closed the call's socket")
+        if ev.name == "DTMF":
+            self._on_digit(ev.get("DTMF-Digit"))
+
+    def _on_digit(self, digit: str) -> None:
+        event(log, "dtmf", call=self._uuid, digit=personal(digit))
+        if digit == TRANSFER_DIGIT and not self._digits:
+            raise Ending("transfer", "caller pressed 0")
+        if digit == "#":
+            self._submit_digits()
+        elif len(digit) == 1 and digit in "0123456789*ABCD":
+            self._digits += digit
+            self._digit_at = time.monotonic()
+
+    def _submit_digits(self) -> None:
+        if self._digits:
+            self._conversation.hear_text(f"(typed on the keypad) {self._digits}")
+            self._digits = ""
+
+    def _on_turn_event(self, kind: str, data: dict) -> None:
+        if kind in ("speech_started", "transcript"):
+            self._reprompted = False
+        if kind == "transcript":
+            self._record.turns += 1
+            if wants_human(data["text"], self._services.engine.settings.persona.language):
+                raise Ending("transfer", "caller asked for a person")
+        elif kind == "turn_ended":
+            if data["outcome"] == "fallback":
+                self._failed_turns += 1
+                if self._failed_turns >= FAILED_TURNS_BEFORE_HANDOVER:
+                    raise Ending("transfer", "the engine cannot answer")
+            elif data["outcome"] in ("answered", "interrupted"):
+                self._failed_turns = 0
+                self._answered_turns += 1
+
+    def _check_clocks(self, now: float) -> None:
+        if now - self._started >= self._settings.max_call_s:
+            raise Ending("goodbye", "maximum call length")
+        if self._digits and now - self._digit_at >= KEYPAD_PAUSE_S:
+            self._submit_digits()
+        if not self._conversation.idle or self._digits:
+            self._busy_at = now
+        elif now - self._busy_at >= self._settings.silence_timeout_s:
+            if self._reprompted:
+                raise Ending("goodbye", "caller silent")
+            self._reprompted = True
+            self._busy_at = now
+            self._conversation.say("reprompt")
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _end(self, ending: Ending) -> str:
+        self._record.state = "ending"
+        self._stop_talking()
+        if ending.kind == "transfer":
+            self._play("handover")
+            self._conn.api(wire.api("uuid_transfer", self._uuid,
+                                    wire.check_token(self._settings.fallback_extension), "XML",
+                                    wire.check_token(self._settings.transfer_context)),
+                           self._settings.command_timeout_s)
+            return "transferred"
+        self._play("goodbye")
+        self._conn.command_ok(wire.hangup("NORMAL_CLEARING"), self._settings.command_timeout_s)
+        self._wait_for(lambda ev: ev.name == "CHANNEL_HANGUP_COMPLETE",
+                       self._settings.command_timeout_s, hangup_ok=True)
+        return "answered"
+
+    def _stop_talking(self) -> None:
+        if self._conversation is not None:
+            self._conversation.close()
+        if self._sink is not None:
+            self._sink.clear()
+
+    def _play(self, name: str) -> None:
+        """Play an ending prompt through FreeSWITCH and wait until it has finished."""
+        prompt_id, arg, seconds = self._services.spool.broadcast_arg(name)
+        self._conn.api(wire.api("uuid_broadcast", self._uuid, arg, "aleg"),
+                       self._settings.command_timeout_s)
+        ev = self._wait_for(
+            lambda ev: (ev.name == "PLAYBACK_STOP" and ev.get("tom_prompt_id") == prompt_id)
+            or (ev.name == "CHANNEL_EXECUTE_COMPLETE" and ev.get("Application") == "playback"
+                and ev.get("Application-Response") == "FILE NOT FOUND"),
+            seconds + PROMPT_MARGIN_S)
+        if ev is None or ev.name != "PLAYBACK_STOP":
+            event(log, "prompt_not_played", level=logging.WARNING, call=self._uuid,
+                  prompt=name)
+
+    def _execute(self, app: str, arg: str = "") -> wire.Event:
+        """Run a dialplan app and wait for its completion, matched by Application-UUID."""
+        app_uuid = wire.new_uuid()
+        self._conn.command_ok(wire.execute(app, arg, app_uuid), self._settings.command_timeout_s)
+        ev = self._wait_for(lambda ev: ev.name == "CHANNEL_EXECUTE_COMPLETE"
+                            and ev.get("Application-UUID") == app_uuid,
+                            self._settings.command_timeout_s)
+        if ev is None:
+            raise CommandFailed(f"{app} did not complete")
+        return ev
+
+    def _wait_for(self, wanted, timeout_s: float, hangup_ok: bool = False) -> wire.Event | None:
+        """The first inbox event matching ``wanted``; caller audio meanwhile is dropped (no
+        conversation listens any more). A hangup raises CallGone unless it is expected."""
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._inbox.get(timeout=remaining)
+            except gevent.queue.Empty:
+                break
+            if item[0] == "lost":
+                self._raise_lost(item[1])
+            if item[0] != "esl":
+                continue
+            ev = item[1]
+            self._hangup_complete |= ev.name == "CHANNEL_HANGUP_COMPLETE"
+            if wanted(ev):
+                return ev
+            if ev.name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                self._record.hangup_cause = ev.get("Hangup-Cause")
+                if not hangup_ok:
+                    raise CallGone("caller hung up")
+        return None
+
+    def _raise_lost(self, reason: str) -> None:
+        # Garbage from FreeSWITCH's side is a failure (the call goes to the fallback); a
+        # closed socket is the caller or FreeSWITCH going away.
+        raise self._conn.protocol_error or CallGone(reason)
+
+    # -- clean-up ---------------------------------------------------------------------------
+
+    def _clean_up(self, outcome: str) -> None:
+        self._stop_talking()
+        if self._sink is not None:
+            self._sink.stop()
+        if self._media is not None:
+            self._media.close()
+        if self._ports is not None:
+            self._services.ports.release(self._ports)
+        if outcome == "failed":
+            self._conn.close()        # no exit: FreeSWITCH goes on with the dialplan fallback
+        else:
+            if (outcome != "transferred" and not self._hangup_complete
+                    and self._record is not None and not self._conn.closed.is_set()):
+                # The channel's last events come while FreeSWITCH lingers; then say exit.
+                try:
+                    self._wait_for(lambda ev: ev.name == "CHANNEL_HANGUP_COMPLETE",
+                                   self._settings.command_timeout_s, hangup_ok=True)
+                except CallGone:
+                    pass
+            self._conn.exit(self._settings.command_timeout_s)
+        if self._record is not None:
+            self._metrics.active_calls.dec()
+            self._services.registry.finish(self._record, outcome)
+            duration = time.monotonic() - self._started
+            self._metrics.record_call(outcome, duration)
+            event(log, "call_ended", call=self._uuid, outcome=outcome,
+                  duration_s=round(duration, 1), turns=self._record.turns,
+                  hangup_cause=self._record.hangup_cause)

@@ -1,0 +1,44 @@
+"""Everything ``tomctl serve`` runs, wired together once: engine, call listener, ESL link."""
+
+from __future__ import annotations
+
+from tomctl.call.controller import CallController, CallServices
+from tomctl.call.registry import CallRegistry
+from tomctl.config import Settings
+from tomctl.engine import Engine
+from tomctl.privacy import NumberHasher
+from tomctl.telephony.inbound import FreeSwitchLink
+from tomctl.telephony.listener import CallListener
+from tomctl.telephony.media import PortPool
+from tomctl.telephony.prompts import PromptSpool
+
+
+class Service:
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        telephony = settings.telephony
+        self.settings = settings
+        self.engine = engine
+        self.registry = CallRegistry()
+        self.spool = PromptSpool(telephony.spool_dir, engine)
+        self.ports = PortPool(telephony.media_port_first, telephony.media_port_last)
+        self.link = FreeSwitchLink(telephony, engine.metrics)
+        self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
+                                  NumberHasher(telephony.number_salt))
+        self.listener = CallListener(telephony, self._handle_call, engine.metrics)
+
+    def start(self) -> None:
+        """The engine must be started; prompts are written before the first call can come."""
+        self.spool.start()
+        self.listener.start()
+        self.link.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.listener.stop(timeout_s)
+        self.link.stop()
+
+    def _handle_call(self, connection) -> None:
+        CallController(connection, self.calls).run()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once no call is active (for tests and a graceful stop)."""
+        return self.listener.idle.wait(timeout=timeout_s)

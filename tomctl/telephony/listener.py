@@ -1,0 +1,81 @@
+"""The outbound-socket server: FreeSWITCH's ``socket`` application connects here once per call.
+
+A bounded number of calls run at once, each in its own greenlet. A call beyond the limit
+is handed straight back: TOM reads the channel (``connect``; closing before it would leave
+the channel parked for good, ESL-FACTS.md 2.7) and closes the socket, and the dialplan goes
+on with its fallback, the transfer to a person.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import gevent
+import gevent.event
+import gevent.pool
+import gevent.server
+
+from tomctl.config import TelephonySettings
+from tomctl.errors import TelephonyError
+from tomctl.logs import event
+from tomctl.metrics import Metrics
+from tomctl.telephony.esl import OutboundConnection
+
+log = logging.getLogger(__name__)
+
+# Greenlets beyond max_calls that may be turning surplus calls away at the same moment.
+REJECT_HEADROOM = 16
+
+
+class CallListener:
+    def __init__(self, settings: TelephonySettings, handle_call: Callable[[OutboundConnection],
+                 None], metrics: Metrics) -> None:
+        self._settings = settings
+        self._handle_call = handle_call
+        self._metrics = metrics
+        self._server: gevent.server.StreamServer | None = None
+        self.active = 0
+        self.idle = gevent.event.Event()     # set while no call is active
+        self.idle.set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        return self._server.address
+
+    def start(self) -> None:
+        pool = gevent.pool.Pool(self._settings.max_calls + REJECT_HEADROOM)
+        self._server = gevent.server.StreamServer(
+            (self._settings.listen_host, self._settings.listen_port), self._accept, spawn=pool)
+        self._server.start()
+        event(log, "listening", host=self._settings.listen_host, port=self.address[1])
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=timeout_s)
+
+    def _accept(self, sock, address) -> None:
+        connection = OutboundConnection(sock, self._settings.command_timeout_s)
+        if self.active >= self._settings.max_calls:
+            self._reject(connection)
+            return
+        self.active += 1
+        self.idle.clear()
+        try:
+            self._handle_call(connection)
+        finally:
+            self.active -= 1
+            if not self.active:
+                self.idle.set()
+            connection.close()
+
+    def _reject(self, connection: OutboundConnection) -> None:
+        event(log, "call_rejected", level=logging.WARNING, reason="over capacity",
+              max_calls=self._settings.max_calls)
+        self._metrics.record_call("rejected", 0.0)
+        try:
+            connection.connect()
+        except TelephonyError:
+            pass
+        connection.close()
