@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 import gevent
+import gevent.event
 import gevent.queue
 import numpy as np
 
@@ -34,10 +35,13 @@ from tomctl.speech.whisper import Transcript
 log = logging.getLogger(__name__)
 
 LLM_STEP_TIMEOUT_S = 15.0
-# Transcribe speculatively once the caller has been silent this long: by the time the
-# end-of-turn silence is complete the transcript is usually ready. If they speak again the
-# guess is thrown away.
+# Answer speculatively once the caller has been silent this long: Whisper, the LLM and the
+# first sentence's synthesis run during the rest of the end-of-turn silence, and the audio is
+# released the moment the turn is confirmed. If the caller speaks again, it is thrown away.
 SPECULATE_AFTER_MS = 128
+# A speculative turn is always decided within the end-of-turn silence while audio flows;
+# this only bounds the wait if the caller's audio stops arriving altogether.
+VERDICT_TIMEOUT_S = 5.0
 # TOM pauses for the caller on a loud frame or a chunk that scores this share of the VAD
 # threshold, and carries on once the line has been quiet for RESUME_AFTER_MS.
 HOLD_THRESHOLD_SHARE = 0.6
@@ -51,6 +55,32 @@ class Utterance:
     speech_end_at: float      # monotonic time the caller stopped speaking
     transcription: Any = None  # a speculative STT job over the same speech, if one ran
     text: str = ""            # typed input (keypad digits): no speech to transcribe
+    provisional: "Provisional | None" = None  # set for a turn answered before its end
+
+
+class Provisional:
+    """The verdict on a turn answered during its end-of-turn silence: confirmed when the
+    silence completes, withdrawn when the caller speaks again. Its audio waits for it."""
+
+    def __init__(self) -> None:
+        self._decided = gevent.event.Event()
+        self.confirmed = False
+
+    @property
+    def withdrawn(self) -> bool:
+        return self._decided.is_set() and not self.confirmed
+
+    def confirm(self) -> None:
+        self.confirmed = True
+        self._decided.set()
+
+    def withdraw(self) -> None:
+        self._decided.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once confirmed; False if withdrawn or still undecided after ``timeout_s``."""
+        self._decided.wait(timeout=timeout_s)
+        return self.confirmed
 
 
 class Conversation:
@@ -80,6 +110,7 @@ class Conversation:
         self._speech_end_at = 0.0
         self._speculation: Any = None          # STT job started during the end-of-turn silence
         self._speculation_stop = StopFlag()
+        self._provisional: Provisional | None = None   # the turn being answered speculatively
         self._answering = False
         self._greenlet: gevent.Greenlet | None = None
 
@@ -152,14 +183,20 @@ class Conversation:
                 and self._detector.speech_ms >= self._engine.settings.turns.min_utterance_ms
                 and self._phase() is not ReplyPhase.SPEAKING):
             self._speculation_stop = StopFlag()
-            self._speculation = self._engine.transcribe_async(self._detector.audio_so_far(),
-                                                              self._speculation_stop)
+            audio = self._detector.audio_so_far()
+            self._speculation = self._engine.transcribe_async(audio, self._speculation_stop)
+            self._provisional = Provisional()
+            self._utterances.put(Utterance(audio, self._speech_end_at, self._speculation,
+                                           provisional=self._provisional))
 
     def _drop_speculation(self) -> None:
         """The caller spoke again: the guess is stale. If it has not started, it never will."""
         if self._speculation is not None:
             self._speculation_stop.set()
             self._speculation = None
+        if self._provisional is not None:
+            self._provisional.withdraw()
+            self._provisional = None
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -170,6 +207,12 @@ class Conversation:
                 self._utterances.put(Utterance(self._unanswered, now))
                 self._unanswered = None
         elif isinstance(detected, UtteranceEnded):
+            if self._provisional is not None and not detected.cut \
+                    and self._phase() is not ReplyPhase.SPEAKING:
+                self._provisional.confirm()    # its answer is on the way already
+                self._provisional, self._speculation = None, None
+                return
+            self._drop_speculation()
             if self._phase() is ReplyPhase.SPEAKING:
                 # TOM kept talking (the caller did not speak long enough to barge in): a
                 # backchannel such as "mhm", not a turn.
@@ -187,6 +230,8 @@ class Conversation:
         reply = self._reply
         if reply is None or reply.stop.is_set():
             return ReplyPhase.IDLE
+        if reply.provisional is not None and not reply.provisional.confirmed:
+            return ReplyPhase.IDLE   # nothing has been said, and nothing will be if withdrawn
         if not reply.started:
             return ReplyPhase.THINKING
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
@@ -225,21 +270,26 @@ class Conversation:
     def _turn_loop(self) -> None:
         while True:
             utterance = self._utterances.get()
+            if utterance.provisional is not None and utterance.provisional.withdrawn:
+                self._engine.metrics.record_turn("withdrawn")   # before it was even begun
+                continue
             self._answering = True
             reply = Reply(self._sink)
             reply.utterance_audio = utterance.audio
+            reply.provisional = utterance.provisional
             self._reply = reply
             try:
                 outcome = self._answer(utterance, reply)
             except (PipelineError, gevent.Timeout) as exc:
-                outcome = self._fall_back(reply, exc)
+                outcome = self._fall_back(utterance, reply, exc)
             except Exception as exc:  # the greenlet boundary: a bug must not end the call
                 event(log, "turn_crashed", level=logging.ERROR, exc_info=True,
                       conversation=self.id)
-                outcome = self._fall_back(reply, exc)
+                outcome = self._fall_back(utterance, reply, exc)
             self._answering = False
             self._engine.metrics.record_turn(outcome)
-            self._on_event("turn_ended", outcome=outcome)
+            if outcome != "withdrawn":     # a speculative answer nobody heard: not a turn
+                self._on_event("turn_ended", outcome=outcome)
 
     def _answer(self, utterance: Utterance, reply: Reply) -> str:
         engine = self._engine
@@ -251,11 +301,11 @@ class Conversation:
         if reply.stop.is_set():
             return "restarted"
         if transcript.dropped:
+            if not self._verdict(utterance, reply):
+                return "withdrawn"
             event(log, "transcript_dropped", conversation=self.id, reason=transcript.dropped)
             self._on_event("transcript_dropped", reason=transcript.dropped)
             return "dropped"
-        self._on_event("transcript", text=transcript.text)
-        event(log, "transcript", conversation=self.id, text=personal(transcript.text))
         mailbox = HubMailbox()
         llm_started = time.monotonic()
         engine.start_reply(engine.messages(self._history, transcript.text), reply.stop,
@@ -273,9 +323,12 @@ class Conversation:
                 engine.metrics.llm_latency.observe(time.monotonic() - llm_started)
                 latencies["llm_first_token_ms"] = (time.monotonic() - llm_started) * 1000
             elif kind == "sentence":
-                self._speak_sentence(reply, value, utterance, latencies)
+                self._speak_sentence(reply, value, utterance, latencies, transcript.text)
+        if not self._verdict(utterance, reply):
+            return "withdrawn"
         if reply.stop.is_set() and not reply.started:
             return "restarted"
+        self._publish_transcript(reply, transcript.text)
         self._remember(reply, transcript.text)
         self._on_event("reply_done", text=reply.text(), latencies=latencies,
                        interrupted=reply.interrupted_at is not None)
@@ -283,21 +336,39 @@ class Conversation:
             return "empty"
         return "interrupted" if reply.interrupted_at is not None else "answered"
 
+    def _verdict(self, utterance: Utterance, reply: Reply) -> bool:
+        """For a speculative turn, wait until the caller's silence has lasted (True) or they
+        spoke again (False: the answer is dropped unheard)."""
+        if utterance.provisional is None:
+            return True
+        if utterance.provisional.wait(VERDICT_TIMEOUT_S):
+            return True
+        reply.cancel()
+        return False
+
+    def _publish_transcript(self, reply: Reply, text: str) -> None:
+        if not reply.transcript_published:
+            reply.transcript_published = True
+            self._on_event("transcript", text=text)
+            event(log, "transcript", conversation=self.id, text=personal(text))
+
     def _speak_sentence(self, reply: Reply, sentence: str, utterance: Utterance,
-                        latencies: dict[str, float]) -> None:
+                        latencies: dict[str, float], user_text: str) -> None:
         started = time.monotonic()
         frames = self._engine.synthesize(sentence, self.rate)
-        if reply.stop.is_set() or not frames:
+        synthesis_s = time.monotonic() - started
+        if reply.stop.is_set() or not frames or not self._verdict(utterance, reply):
             reply.first_audio.set()
             return
         first = not reply.started
+        self._publish_transcript(reply, user_text)
         reply.speak(sentence, frames)
         self._on_event("reply_text", text=sentence)
         if first:
             now = time.monotonic()
-            self._engine.metrics.tts_latency.observe(now - started)
+            self._engine.metrics.tts_latency.observe(synthesis_s)
             self._engine.metrics.e2e_latency.observe(now - utterance.speech_end_at)
-            latencies["tts_first_audio_ms"] = (now - started) * 1000
+            latencies["tts_first_audio_ms"] = synthesis_s * 1000
             latencies["e2e_ms"] = (now - utterance.speech_end_at) * 1000
             self._on_event("reply_audio", e2e_ms=latencies["e2e_ms"])
 
@@ -324,13 +395,15 @@ class Conversation:
         del self._history[:cut]
         self._engine.prime(self._engine.messages(self._history, ""))
 
-    def _fall_back(self, reply: Reply, exc: BaseException) -> str:
+    def _fall_back(self, utterance: Utterance, reply: Reply, exc: BaseException) -> str:
         component = getattr(exc, "component", "pipeline")
         self._engine.metrics.record_error(component)
         event(log, "turn_failed", level=logging.ERROR, conversation=self.id,
               component=component, error=type(exc).__name__)
         self._on_event("error", component=component)
         reply.cancel()
+        if not self._verdict(utterance, reply):
+            return "withdrawn"     # the caller went on: their whole utterance comes next
         if reply.interrupted_at is None and not reply.started:
             fallback = Reply(self._sink)
             fallback.speak(self._engine.persona.phrases["fallback"],

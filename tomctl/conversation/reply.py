@@ -46,6 +46,8 @@ class Reply:
         self.interrupted_at: int | None = None   # sink position when the caller barged in
         self.history_entry: dict[str, str] | None = None
         self.utterance_audio: np.ndarray | None = None  # what the caller said, for a restart
+        self.provisional = None          # the verdict a speculative turn's audio waits for
+        self.transcript_published = False
         # Set once the first sentence's audio is queued (or the reply ends): the LLM thread
         # waits for it. A real threading.Event: it is waited on outside the hub.
         self.first_audio = threading.Event()

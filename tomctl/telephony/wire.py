@@ -86,6 +86,7 @@ class FrameParser:
         self._buffer = bytearray()
         self._headers: dict[str, str] | None = None
         self._body_length = 0
+        self._searched = 0     # bytes already searched for the blank line: never rescan
 
     @property
     def pending_bytes(self) -> int:
@@ -105,11 +106,13 @@ class FrameParser:
             # FreeSWITCH never sends stray newlines between frames, but tolerate them.
             while self._buffer[:1] in (b"\n", b"\r"):
                 del self._buffer[:1]
-            end = self._buffer.find(b"\n\n")
+            end = self._buffer.find(b"\n\n", max(0, self._searched - 1))
             if end < 0:
+                self._searched = len(self._buffer)
                 if len(self._buffer) > MAX_HEADER_BLOCK_BYTES:
                     raise EslProtocolError("header block too long")
                 return None
+            self._searched = 0
             self._headers = parse_header_block(bytes(self._buffer[:end]))
             del self._buffer[:end + 2]
             self._body_length = _content_length(self._headers)
