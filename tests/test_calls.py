@@ -32,7 +32,8 @@ def make_settings(tmp_path, switch_port: int = 1, **overrides) -> config.Setting
     environ = {"TOM_ESL_LISTEN_PORT": "0", "TOM_MEDIA_PORT_FIRST": str(first),
                "TOM_MEDIA_PORT_LAST": str(first + 39), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
                "TOM_FS_PORT": str(switch_port), "TOM_FS_PASSWORD": "ClueCon",
-               "TOM_ESL_COMMAND_TIMEOUT_S": "3", "TOM_NUMBER_HASH_SALT": "test-salt"}
+               "TOM_ESL_COMMAND_TIMEOUT_S": "3", "TOM_NUMBER_HASH_SALT": "test-salt",
+               "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true"}
     environ.update(overrides)
     return config.load(environ)
 

@@ -225,12 +225,48 @@ class TelephonySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class GatewaySettings:
+    host: str = setting("TOM_GATEWAY_HOST", "127.0.0.1",
+                        "Address of the browser test page and its WebSocket.")
+    port: int = setting("TOM_GATEWAY_PORT", 8080, "Port of the browser gateway (0: any free).",
+                        lambda v: 0 <= v <= 65535, "between 0 and 65535")
+    jwt_secret: str = setting("TOM_JWT_SECRET", "",
+                              "HS256 secret for browser tokens (also used by `tomctl token`).")
+    jwt_public_key: str = setting("TOM_JWT_PUBLIC_KEY", "",
+                                  "RS256 public key for browser tokens: PEM text or a file path.")
+    jwt_audience: str = setting("TOM_JWT_AUDIENCE", "tom-gateway",
+                                "The `aud` every browser token must carry.")
+    jwt_max_lifetime_s: int = setting("TOM_JWT_MAX_LIFETIME_S", 3600,
+                                      "Longest a token may live (exp minus iat).", _positive,
+                                      ">= 1")
+    dev_allow_no_jwt: bool = setting(
+        "TOM_DEV_ALLOW_NO_JWT", False,
+        "Let the page connect without a token. Only on a loopback TOM_GATEWAY_HOST; `make run` "
+        "turns it on for a first try on one machine.")
+    origins: str = setting(
+        "TOM_GATEWAY_ORIGINS", "",
+        "Comma-separated Origins allowed to open the WebSocket; empty allows only the page's "
+        "own origin.", _no_control_characters, "free of control characters")
+    max_connections: int = setting("TOM_GATEWAY_MAX_CONNECTIONS", 4,
+                                   "Browser conversations at once.", _positive, ">= 1")
+    idle_timeout_s: float = setting("TOM_GATEWAY_IDLE_TIMEOUT_S", 60.0,
+                                    "A connection that sends nothing this long is closed.",
+                                    _positive, "> 0")
+    max_message_bytes: int = setting("TOM_GATEWAY_MAX_MESSAGE_BYTES", 65536,
+                                     "Largest WebSocket message accepted.", _positive, ">= 1")
+    max_messages_per_s: int = setting("TOM_GATEWAY_MAX_MESSAGES_PER_S", 120,
+                                      "Messages per second one connection may send.",
+                                      _positive, ">= 1")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
     speech: SpeechSettings = dataclasses.field(default_factory=SpeechSettings)
     persona: PersonaSettings = dataclasses.field(default_factory=PersonaSettings)
     turns: TurnSettings = dataclasses.field(default_factory=TurnSettings)
     telephony: TelephonySettings = dataclasses.field(default_factory=TelephonySettings)
+    gateway: GatewaySettings = dataclasses.field(default_factory=GatewaySettings)
 
 
 def declarations() -> Iterator[tuple[str, dataclasses.Field]]:

@@ -59,6 +59,13 @@ class Metrics:
                                  "1 while the inbound ESL connection to FreeSWITCH is up.",
                                  registry=self.registry)
 
+        self.gateway_connections = Gauge("tom_gateway_connections",
+                                         "Browser conversations open now.",
+                                         registry=self.registry)
+        self.gateway_refusals = Counter(
+            "tom_gateway_refusals", "Browser connections refused or closed by TOM, by reason.",
+            ["reason"], registry=self.registry)
+
     def record_call(self, outcome: str, duration_s: float) -> None:
         self.calls.labels(outcome=outcome).inc()
         if outcome == "failed":

@@ -6,6 +6,7 @@ from tomctl.call.controller import CallController, CallServices
 from tomctl.call.registry import CallRegistry
 from tomctl.config import Settings
 from tomctl.engine import Engine
+from tomctl.gateway.server import Gateway
 from tomctl.privacy import NumberHasher
 from tomctl.telephony.inbound import FreeSwitchLink
 from tomctl.telephony.listener import CallListener
@@ -25,14 +26,17 @@ class Service:
         self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
                                   NumberHasher(telephony.number_salt))
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
+        self.gateway = Gateway(settings.gateway, engine)
 
     def start(self) -> None:
         """The engine must be started; prompts are written before the first call can come."""
         self.spool.start()
         self.listener.start()
         self.link.start()
+        self.gateway.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        self.gateway.stop(timeout_s)
         self.listener.stop(timeout_s)
         self.link.stop()
 

@@ -58,7 +58,7 @@ class Ending(Exception):
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
-        self.kind, self.reason = kind, reason   # kind: goodbye, transfer, hangup
+        self.kind, self.reason = kind, reason   # kind: goodbye or transfer
 
 
 class CallController:

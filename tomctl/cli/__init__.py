@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tomctl import __version__
-from tomctl.cli import serve
+from tomctl.cli import serve, token
 from tomctl.errors import TomError
 
 
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tomctl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve.register(commands)
+    token.register(commands)
     return parser
 
 

@@ -144,6 +144,11 @@ class Conversation:
                 and self._phase() is ReplyPhase.IDLE
                 and self._detector.state is SpeechState.QUIET)
 
+    def interrupt(self) -> None:
+        """The caller asked TOM to stop (a button, not their voice)."""
+        if self._phase() is ReplyPhase.SPEAKING:
+            self._barge_in(time.monotonic())
+
     def hear_text(self, text: str) -> None:
         """A turn the caller typed (keypad digits) rather than spoke."""
         self._utterances.put(Utterance(np.zeros(0, np.float32), time.monotonic(), text=text))
@@ -151,9 +156,11 @@ class Conversation:
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
         reply = Reply(self._sink)
-        reply.speak(self._engine.persona.phrases[phrase], self._engine.phrase(phrase, self.rate))
+        text = self._engine.persona.phrases[phrase]
+        reply.speak(text, self._engine.phrase(phrase, self.rate))
         self._remember(reply, None)
         self._reply = reply
+        self._on_event("reply_text", text=text)
 
     def feed(self, pcm: bytes) -> None:
         """One frame of caller audio (s16le mono at the conversation's rate)."""

@@ -1,0 +1,78 @@
+"""The browser test page in a real headless Chromium, against the real gateway and models.
+
+Chromium's fake microphone plays a WAV of a spoken question; the page streams it to TOM over
+the WebSocket, and TOM's transcript, reply and audio must come back to the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.browser import Browser
+from tests.speech import piper_say, silence, word_error_rate
+from tomctl import config
+from tomctl.service import Service
+
+# `make test` installs Debian's chromium; without it this test fails rather than skips.
+assert shutil.which("chromium"), "needs Debian's chromium: apt-get install chromium"
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+QUESTION = "What are your opening hours on Saturday?"
+# Chromium's fake capture converts any PCM WAV to the stream's format; 48 kHz is what a real
+# microphone most often gives.
+MIC_RATE = 48000
+# The greeting is a reply too; reply_done comes only with the answer to the question.
+TOM_ANSWERED = ("window.tomPage && tomPage.transcripts.length > 0 && "
+                "tomPage.events.includes('reply_done') && tomPage.audioBytesReceived > 16000")
+
+
+@pytest.fixture
+def tom_gateway(engine, tmp_path):
+    settings = config.load({"TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0",
+                            "TOM_DEV_ALLOW_NO_JWT": "true",
+                            "TOM_SPOOL_DIR": str(tmp_path / "spool"),
+                            "TOM_GATEWAY_ORIGINS": ""})
+    service = Service(settings, engine)
+    service.start()
+    try:
+        yield "http://127.0.0.1:%d" % service.gateway.address[1]
+    finally:
+        service.stop()
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_page_talks_to_tom_in_chromium(engine, tom_gateway, tmp_path):
+    question = piper_say(engine, QUESTION, MIC_RATE)
+    microphone = write_wav(tmp_path / "microphone.wav", np.concatenate(
+        [silence(1.5, MIC_RATE), question, silence(8.0, MIC_RATE)]), MIC_RATE)
+
+    with Browser(fake_audio_wav=microphone) as browser:
+        page = browser.open(tom_gateway + "/?autoconnect=1")
+        page.wait_for(TOM_ANSWERED, timeout_s=75)
+        state = page.evaluate("window.tomPage")
+        # The latencies arrive with the end of the reply: wait for them, for the screenshot.
+        page.wait_for("document.getElementById('latencies').textContent", timeout_s=15)
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = page.screenshot(ARTIFACTS / "browser.png")
+
+    assert state["state"] == "ready"
+    assert word_error_rate(QUESTION, state["transcripts"][0]) <= 0.5, state["transcripts"]
+    assert all(reply.strip() for reply in state["replies"])
+    assert state["playback"].get("playedMs", 0) > 0, state["playback"]   # the worklet played
+    assert screenshot.stat().st_size > 0
+    assert screenshot.read_bytes().startswith(b"\x89PNG")

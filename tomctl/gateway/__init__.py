@@ -1,0 +1,1 @@
+"""The browser side-gateway: the test page and its JWT-protected WebSocket."""
