@@ -1,4 +1,4 @@
-"""The browser test page in a real headless Chromium, against the real gateway and models.
+"""The browser test page in a real headless Chromium, against `tomctl serve` and its models.
 
 Chromium's fake microphone plays a WAV of a spoken question; the page streams it to TOM over
 the WebSocket, and TOM's transcript, reply and audio must come back to the page.
@@ -6,17 +6,21 @@ the WebSocket, and TOM's transcript, reply and audio must come back to the page.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import sys
 import wave
 from pathlib import Path
 
+import gevent
+import gevent.subprocess
 import numpy as np
 import pytest
 
 from tests.browser import Browser
 from tests.speech import piper_say, silence, word_error_rate
-from tomctl import config
-from tomctl.service import Service
 
 # `make test` installs Debian's chromium; without it this test fails rather than skips.
 assert shutil.which("chromium"), "needs Debian's chromium: apt-get install chromium"
@@ -32,17 +36,28 @@ TOM_ANSWERED = ("window.tomPage && tomPage.transcripts.length > 0 && "
 
 
 @pytest.fixture
-def tom_gateway(engine, tmp_path):
-    settings = config.load({"TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0",
-                            "TOM_DEV_ALLOW_NO_JWT": "true",
-                            "TOM_SPOOL_DIR": str(tmp_path / "spool"),
-                            "TOM_GATEWAY_ORIGINS": ""})
-    service = Service(settings, engine)
-    service.start()
+def tom_serve(tmp_path):
+    """`tomctl serve` as an operator runs it (its own process, its own models); yields the
+    page's URL from its `ready` log line and checks that SIGTERM stops it cleanly."""
+    environ = {**os.environ, "TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0",
+               "TOM_DEV_ALLOW_NO_JWT": "true", "TOM_SPOOL_DIR": str(tmp_path / "spool"),
+               "TOM_LOG_FORMAT": "json", "TOM_MEDIA_PORT_FIRST": "43000",
+               "TOM_MEDIA_PORT_LAST": "43099"}
+    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"], env=environ,
+                                      stdout=gevent.subprocess.PIPE,
+                                      stderr=gevent.subprocess.DEVNULL)
     try:
-        yield "http://127.0.0.1:%d" % service.gateway.address[1]
+        with gevent.Timeout(180, AssertionError("tomctl serve did not log ready")):
+            for line in process.stdout:
+                entry = json.loads(line)
+                if entry["event"] == "ready":
+                    break
+            else:
+                raise AssertionError(f"tomctl serve exited ({process.wait()}) before ready")
+        yield entry["page"].rstrip("/")
     finally:
-        service.stop()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
 
 
 def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
@@ -56,13 +71,13 @@ def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
 
 
 @pytest.mark.timeout(120)
-def test_page_talks_to_tom_in_chromium(engine, tom_gateway, tmp_path):
+def test_page_talks_to_tom_in_chromium(engine, tom_serve, tmp_path):
     question = piper_say(engine, QUESTION, MIC_RATE)
     microphone = write_wav(tmp_path / "microphone.wav", np.concatenate(
         [silence(1.5, MIC_RATE), question, silence(8.0, MIC_RATE)]), MIC_RATE)
 
     with Browser(fake_audio_wav=microphone) as browser:
-        page = browser.open(tom_gateway + "/?autoconnect=1")
+        page = browser.open(tom_serve + "/?autoconnect=1")
         page.wait_for(TOM_ANSWERED, timeout_s=75)
         state = page.evaluate("window.tomPage")
         # The latencies arrive with the end of the reply: wait for them, for the screenshot.

@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     service = Service(settings, engine)
     service.start()
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
-          esl_port=service.listener.address[1], freeswitch_link=service.link.state)
+          esl_port=service.listener.address[1], freeswitch_link=service.link.state,
+          page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/")
     # Signal watchers do not keep gevent's loop alive; a timed wait does.
     while not stop.wait(timeout=3600):
         pass
