@@ -1,16 +1,15 @@
 """Phone calls end to end: the fake FreeSWITCH (tests/fakes/) places calls into a real TOM
 service (real sockets, real models) and records what the caller heard."""
 
-import gc
 import logging
 import os
 
 import gevent
-import greenlet
 import numpy as np
 import pytest
 
 from tests.fakes import FakeSwitch
+from tests.leaks import live_greenlets, open_fds, wait_until
 from tests.speech import piper_say, silence, word_error_rate
 from tomctl import config
 from tomctl.audio.frames import pcm_to_float, resample
@@ -77,15 +76,6 @@ def phone(engine, tmp_path):
     phone.close()
 
 
-def live_greenlets() -> int:
-    return sum(1 for obj in gc.get_objects()
-               if isinstance(obj, greenlet.greenlet) and obj and not obj.dead)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def assert_nothing_left(phone) -> None:
     """No call, greenlet, socket, UDP port or spool file outlives its call."""
     assert phone.service.wait_idle(timeout_s=10)
@@ -96,12 +86,6 @@ def assert_nothing_left(phone) -> None:
         ["fallback", "goodbye", "handover"]
     wait_until(lambda: live_greenlets() <= phone.greenlets_at_start
                and open_fds() <= phone.fds_at_start, 5, "greenlets and sockets to go")
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    with gevent.Timeout(timeout_s, AssertionError(f"timed out waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.02)
 
 
 def test_a_caller_asks_and_tom_answers(phone):

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.leaks import live_greenlets, open_fds, wait_until
 from tests.speech import piper_say, silence
 from tests.wsclient import Client
 from tomctl import config
@@ -30,7 +31,9 @@ def settings(**overrides) -> config.GatewaySettings:
 
 @pytest.fixture
 def gateway(engine):
+    """Starts gateways; afterwards no connection, greenlet or socket of theirs is left."""
     started = []
+    greenlets, fds = live_greenlets(), open_fds()
 
     def start(**overrides) -> Gateway:
         server = Gateway(settings(**overrides), engine)
@@ -42,6 +45,9 @@ def gateway(engine):
     for server in started:
         server.stop()
         assert server.connections == 0
+    assert engine.metrics.gateway_connections._value.get() == 0
+    wait_until(lambda: live_greenlets() <= greenlets and open_fds() <= fds, 5,
+               "greenlets and sockets to go")
 
 
 def token(**claims) -> str:
@@ -211,10 +217,7 @@ def test_a_conversation_and_a_client_that_vanishes_mid_reply(gateway, engine):
         client.receive()
     speaker.kill()
     client.close()                    # gone, mid-answer, without a close frame
-    with gevent.Timeout(5, AssertionError("connection not cleaned up")):
-        while server.connections:
-            gevent.sleep(0.05)
-    assert engine.metrics.gateway_connections._value.get() == 0
+    wait_until(lambda: server.connections == 0, 5, "the connection to be cleaned up")
 
 
 def test_interrupting_tom_clears_what_the_page_buffered(gateway):
