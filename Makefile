@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake espeak-ng
-# The tests also drive the browser page in a real headless Chromium.
-TEST_APT_PACKAGES := chromium
+# The tests also drive the browser page in a real headless Chromium and check the systemd
+# unit with systemd-analyze.
+TEST_APT_PACKAGES := chromium systemd
 # llama.cpp is compiled from source. A -march=native build crashed (SIGSEGV in decode) on
 # CPUs with AVX-512/AMX here, so build for AVX2, which every x86-64 server of the last
 # decade has. With an NVIDIA GPU: make run LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"

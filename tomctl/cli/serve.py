@@ -14,6 +14,7 @@ from tomctl.engine import Engine
 from tomctl.logs import event
 from tomctl.metrics import Metrics
 from tomctl.service import Service
+from tomctl.systemd import Watchdog, notify
 
 log = logging.getLogger("tomctl.serve")
 
@@ -36,10 +37,15 @@ def run(args: argparse.Namespace) -> int:
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
           esl_port=service.listener.address[1], freeswitch_link=service.link.state,
           page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/")
+    notify("READY=1")
+    watchdog = Watchdog()
+    watchdog.start()
     # Signal watchers do not keep gevent's loop alive; a timed wait does.
     while not stop.wait(timeout=3600):
         pass
     event(log, "stopping")
+    notify("STOPPING=1")
+    watchdog.stop()
     service.stop()
     engine.close()
     return 0
