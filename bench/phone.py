@@ -96,6 +96,8 @@ def one_call(switch, engine, voice, number: int, samples: dict) -> None:
 def run(calls: int) -> dict:
     settings = config.load({"TOM_ESL_LISTEN_PORT": "0", "TOM_SILENCE_TIMEOUT_S": "60",
                             "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true",
+                            "TOM_DB_PATH": os.path.join(tempfile.mkdtemp(), "calls.db"),
+                            "TOM_ADMIN_PORT": "0",
                             "TOM_SPOOL_DIR": tempfile.mkdtemp(prefix="tom-bench-")})
     engine = Engine(settings, Metrics())
     engine.start()

@@ -41,7 +41,9 @@ def tom_serve(tmp_path):
     page's URL from its `ready` log line and checks that SIGTERM stops it cleanly."""
     environ = {**os.environ, "TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0",
                "TOM_DEV_ALLOW_NO_JWT": "true", "TOM_SPOOL_DIR": str(tmp_path / "spool"),
-               "TOM_LOG_FORMAT": "json", "TOM_MEDIA_PORT_FIRST": "43000",
+               "TOM_LOG_FORMAT": "json", "TOM_DB_PATH": str(tmp_path / "calls.db"),
+               "TOM_ADMIN_PORT": "0",
+               "TOM_MEDIA_PORT_FIRST": "43000",
                "TOM_MEDIA_PORT_LAST": "43099"}
     process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"], env=environ,
                                       stdout=gevent.subprocess.PIPE,

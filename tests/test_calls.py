@@ -1,10 +1,15 @@
 """Phone calls end to end: the fake FreeSWITCH (tests/fakes/) places calls into a real TOM
 service (real sockets, real models) and records what the caller heard."""
 
+import json
 import logging
 import os
+import subprocess
+import sys
 
 import gevent
+import gevent.socket
+import gevent.subprocess
 import numpy as np
 import pytest
 
@@ -32,7 +37,9 @@ def make_settings(tmp_path, switch_port: int = 1, **overrides) -> config.Setting
                "TOM_MEDIA_PORT_LAST": str(first + 39), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
                "TOM_FS_PORT": str(switch_port), "TOM_FS_PASSWORD": "ClueCon",
                "TOM_ESL_COMMAND_TIMEOUT_S": "3", "TOM_NUMBER_HASH_SALT": "test-salt",
-               "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true"}
+               "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true",
+               "TOM_DB_PATH": str(tmp_path / "calls.db"), "TOM_STORE_TRANSCRIPTS": "true",
+               "TOM_ADMIN_PORT": "0"}
     environ.update(overrides)
     return config.load(environ)
 
@@ -109,6 +116,12 @@ def test_a_caller_asks_and_tom_answers(phone):
     finished = phone.service.registry.finished()[0]
     assert finished.outcome == "answered" and finished.turns == 1
     assert finished.hangup_cause == "NORMAL_CLEARING"
+    stored = phone.service.store.recent_calls(5)[0]     # the store keeps the same, on disk
+    assert (stored["id"], stored["outcome"], stored["turns"]) == (call.uuid, "answered", 1)
+    assert stored["caller_hash"] == finished.caller_hash and stored["answered_at"]
+    turn = phone.service.store.turns_of(call.uuid)[0]
+    assert turn["outcome"] == "answered" and turn["e2e_ms"] > 0
+    assert word_error_rate(QUESTION, turn["transcript"]) <= 0.5 and turn["reply"]
 
 
 def test_voice_barge_in_stops_the_greeting(phone):
@@ -243,3 +256,52 @@ def test_a_truncated_frame_then_a_closed_socket(phone):
     phone.switch.stop()
     wait_until(lambda: phone.service.listener.active == 0, 10, "the call to end")
     assert_nothing_left(phone)
+
+
+def tomctl(phone, *args: str) -> tuple[int, str]:
+    """Run the tomctl CLI as an operator would, against this service's admin port."""
+    environ = {**os.environ, "TOM_ADMIN_PORT": str(phone.service.admin.address[1])}
+    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", *args], env=environ,
+                                      stdout=gevent.subprocess.PIPE,
+                                      stderr=gevent.subprocess.STDOUT)
+    output, _ = process.communicate(timeout=30)
+    return process.returncode, output.decode()
+
+
+def http_get(address, path: str) -> str:
+    sock = gevent.socket.create_connection(address)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    response = b""
+    while chunk := sock.recv(65536):
+        response += chunk
+    sock.close()
+    return response.decode()
+
+
+def test_status_calls_and_metrics_show_a_call(phone):
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    code, output = tomctl(phone, "calls", "--json")
+    assert code == 0 and [c["id"] for c in json.loads(output)["active"]] == [call.uuid]
+    code, output = tomctl(phone, "status", "--json")
+    status = json.loads(output)
+    assert code == 0 and status["active_calls"] == 1
+    assert status["freeswitch_link"]["state"] == "up" and status["models"]["stt"] == "cpu"
+    assert "tom_telephony_active_calls 1.0" in http_get(phone.service.admin.address, "/metrics")
+    code, table = tomctl(phone, "calls")
+    assert code == 0 and call.uuid in table and "4915112345678" not in table
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    code, output = tomctl(phone, "calls", "--json")
+    finished = json.loads(output)["finished"]
+    assert [(c["id"], c["outcome"]) for c in finished] == [(call.uuid, "abandoned")]
+    metrics = http_get(phone.service.admin.address, "/metrics")
+    assert 'tom_telephony_calls_total{outcome="abandoned"}' in metrics
+
+
+def test_status_says_clearly_when_tom_is_not_running():
+    environ = {**os.environ, "TOM_ADMIN_PORT": "9"}     # discard: nothing answers HTTP
+    result = subprocess.run([sys.executable, "-m", "tomctl", "status"], env=environ,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 3 and "not running" in result.stderr

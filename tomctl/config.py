@@ -260,6 +260,32 @@ class GatewaySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdminSettings:
+    host: str = setting("TOM_ADMIN_HOST", "127.0.0.1",
+                        "Address of the admin endpoint (/metrics, /status, /calls); keep it "
+                        "on loopback or behind a firewall: it has no login.")
+    port: int = setting("TOM_ADMIN_PORT", 8090,
+                        "Port of the admin endpoint, which `tomctl status` and `tomctl calls` "
+                        "ask (0: any free port).", lambda v: 0 <= v <= 65535,
+                        "between 0 and 65535")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    db_path: str = setting(
+        "TOM_DB_PATH", "",
+        "SQLite file of call and turn records; empty uses ~/.local/state/tom/calls.db "
+        "(the systemd unit's env file sets /var/lib/tom/calls.db).")
+    store_transcripts: bool = setting(
+        "TOM_STORE_TRANSCRIPTS", False,
+        "Keep what callers said and what TOM answered in the turn records (personal data).")
+
+    @property
+    def path(self) -> str:
+        return self.db_path or os.path.expanduser("~/.local/state/tom/calls.db")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
     speech: SpeechSettings = dataclasses.field(default_factory=SpeechSettings)
@@ -267,6 +293,8 @@ class Settings:
     turns: TurnSettings = dataclasses.field(default_factory=TurnSettings)
     telephony: TelephonySettings = dataclasses.field(default_factory=TelephonySettings)
     gateway: GatewaySettings = dataclasses.field(default_factory=GatewaySettings)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    admin: AdminSettings = dataclasses.field(default_factory=AdminSettings)
 
 
 def declarations() -> Iterator[tuple[str, dataclasses.Field]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from tomctl.admin import AdminServer
 from tomctl.call.controller import CallController, CallServices
 from tomctl.call.registry import CallRegistry
 from tomctl.config import Settings
 from tomctl.engine import Engine
 from tomctl.gateway.server import Gateway
 from tomctl.privacy import NumberHasher
+from tomctl.store.calls import CallStore
 from tomctl.telephony.inbound import FreeSwitchLink
 from tomctl.telephony.listener import CallListener
 from tomctl.telephony.media import PortPool
@@ -23,22 +25,29 @@ class Service:
         self.spool = PromptSpool(telephony.spool_dir, engine)
         self.ports = PortPool(telephony.media_port_first, telephony.media_port_last)
         self.link = FreeSwitchLink(telephony, engine.metrics)
+        self.store = CallStore(settings.store.path, settings.store.store_transcripts,
+                               engine.metrics)
         self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
-                                  NumberHasher(telephony.number_salt))
+                                  NumberHasher(telephony.number_salt), self.store)
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
         self.gateway = Gateway(settings.gateway, engine)
+        self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
 
     def start(self) -> None:
         """The engine must be started; prompts are written before the first call can come."""
+        self.store.start()
         self.spool.start()
         self.listener.start()
         self.link.start()
         self.gateway.start()
+        self.admin.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
+        self.admin.stop()
         self.gateway.stop(timeout_s)
         self.listener.stop(timeout_s)
         self.link.stop()
+        self.store.close()
 
     def _handle_call(self, connection) -> None:
         CallController(connection, self.calls).run()

@@ -26,6 +26,7 @@ from tomctl.conversation.conversation import Conversation
 from tomctl.errors import CallGone, CommandFailed, TelephonyError
 from tomctl.logs import event, personal
 from tomctl.privacy import CallerInfo, NumberHasher
+from tomctl.store.calls import CallStore
 from tomctl.telephony import wire
 from tomctl.telephony.esl import OutboundConnection
 from tomctl.telephony.media import PortPool, PortsExhausted, UnicastMedia
@@ -51,6 +52,7 @@ class CallServices:
     spool: PromptSpool
     registry: CallRegistry
     hasher: NumberHasher
+    store: CallStore
 
 
 class Ending(Exception):
@@ -82,6 +84,7 @@ class CallController:
         self._digit_at = 0.0
         self._answered_turns = 0
         self._hangup_complete = False
+        self._turn: dict[str, Any] = {}     # the turn in progress, for its record
 
     # -- the call's greenlet ----------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class CallController:
         caller = CallerInfo(self._services.hasher.hash(data.get("Caller-Caller-ID-Number", "")))
         self._record = CallRecord(self._uuid, caller.number_hash, time.time())
         self._services.registry.add(self._record)
+        self._services.store.call_started(self._uuid, caller.number_hash, self._record.started_at)
         self._metrics.active_calls.inc()
         event(log, "call_started", call=self._uuid, caller=caller.number_hash)
         conn.command_ok(wire.command("myevents"), timeout)
@@ -121,6 +125,7 @@ class CallController:
         conn.command_ok(wire.command("event plain PLAYBACK_START PLAYBACK_STOP"), timeout)
         conn.command_ok(wire.command(f"linger {self._settings.linger_s}"), timeout)
         answered = self._execute("answer")
+        self._services.store.call_answered(self._uuid, time.time())
         rate = int(answered.get("Channel-Read-Codec-Rate") or
                    data.get("Channel-Read-Codec-Rate") or 8000)
         if rate not in SUPPORTED_RATES:
@@ -205,9 +210,17 @@ class CallController:
             self._reprompted = False
         if kind == "transcript":
             self._record.turns += 1
+            self._turn = {"transcript": data["text"]}
             if wants_human(data["text"], self._services.engine.settings.persona.language):
                 raise Ending("transfer", "caller asked for a person")
+        elif kind == "reply_done":
+            self._turn.update(data)
         elif kind == "turn_ended":
+            self._services.store.turn(
+                self._uuid, self._record.turns, data["outcome"], self._turn.get("latencies", {}),
+                self._turn.get("interrupted", False), self._turn.get("transcript", ""),
+                self._turn.get("text", ""))
+            self._turn = {}
             if data["outcome"] == "fallback":
                 self._failed_turns += 1
                 if self._failed_turns >= FAILED_TURNS_BEFORE_HANDOVER:
@@ -332,6 +345,8 @@ class CallController:
         if self._record is not None:
             self._metrics.active_calls.dec()
             self._services.registry.finish(self._record, outcome)
+            self._services.store.call_ended(self._uuid, self._record.ended_at, outcome,
+                                            self._record.hangup_cause, self._record.turns)
             duration = time.monotonic() - self._started
             self._metrics.record_call(outcome, duration)
             event(log, "call_ended", call=self._uuid, outcome=outcome,

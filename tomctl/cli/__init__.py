@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tomctl import __version__
-from tomctl.cli import serve, token
+from tomctl.cli import serve, status, token
 from tomctl.errors import TomError
 
 
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve.register(commands)
     token.register(commands)
+    status.register(commands)
     return parser
 
 

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     service.start()
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
           esl_port=service.listener.address[1], freeswitch_link=service.link.state,
-          page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/")
+          page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/",
+          admin_port=service.admin.address[1])
     notify("READY=1")
     watchdog = Watchdog()
     watchdog.start()

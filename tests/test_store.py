@@ -1,0 +1,72 @@
+"""The call store on a real SQLite file: migrations, records, a crash, a read-only disk."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+from tomctl.metrics import Metrics
+from tomctl.store.calls import CallStore
+
+
+def test_records_survive_a_kill_minus_9_mid_call(tmp_path):
+    path = tmp_path / "calls.db"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from tomctl.metrics import Metrics
+        from tomctl.store.calls import CallStore
+        store = CallStore({str(path)!r}, False, Metrics())
+        store.start()
+        store.call_started("done", "hash", 1.0)
+        store.turn("done", 1, "answered", {{"e2e_ms": 640.0}}, False)
+        store.call_ended("done", 9.0, "answered", "NORMAL_CLEARING", 1)
+        store.call_started("live", "hash", 10.0)
+        store.turn("live", 1, "answered", {{"e2e_ms": 700.0}}, False)
+        assert store.turns_of("live")          # every write before this one has committed
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], timeout=60)
+    assert result.returncode == -9
+    store = CallStore(str(path), False, Metrics())
+    store.start()                               # opens cleanly, migrations already applied
+    try:
+        calls = store.recent_calls(10)
+        assert [(c["id"], c["outcome"], c["turns"], c["e2e_p50_ms"]) for c in calls] == \
+            [("done", "answered", 1, 640.0)]
+        assert [t["number"] for t in store.turns_of("live")] == [1]
+        with sqlite3.connect(path) as db:
+            assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    finally:
+        store.close()
+
+
+def test_transcripts_are_kept_only_when_allowed(tmp_path):
+    for allowed in (False, True):
+        store = CallStore(str(tmp_path / f"{allowed}.db"), allowed, Metrics())
+        store.start()
+        store.call_started("c", "hash", 1.0)
+        store.turn("c", 1, "answered", {}, False, "my number is 123", "thanks")
+        turn = store.turns_of("c")[0]
+        store.close()
+        assert (turn["transcript"] is not None) is allowed
+
+
+def test_a_read_only_database_is_reported_and_loses_nothing_else(tmp_path):
+    path = tmp_path / "calls.db"
+    metrics = Metrics()
+    store = CallStore(str(path), False, metrics)
+    store.start()
+    store.call_started("before", "hash", 1.0)
+    assert store.check_writable() == ""
+    store.close()
+    # Read-only the SQLite way (root ignores file modes): the same file, opened read-only.
+    store = CallStore(f"file:{path}?mode=ro", False, metrics)
+    store.start()
+    try:
+        assert "readonly" in store.check_writable()
+        store.call_started("after", "hash", 2.0)
+        assert store.recent_calls(5) == []      # the finished-call query still works
+        assert "readonly" in store.last_error
+        assert metrics.errors.labels(component="store")._value.get() >= 1
+    finally:
+        store.close()

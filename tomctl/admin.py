@@ -1,0 +1,91 @@
+"""The loopback admin endpoint (gevent pywsgi): /metrics, /status and /calls.
+
+/metrics is prometheus_client's own exposition of TOM's registry; /status and /calls are
+JSON for ``tomctl status`` and ``tomctl calls``. Bound to loopback by default: it shows
+call metadata (hashed numbers only) and needs no login.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Callable, Iterable
+
+import gevent.pool
+from gevent.pywsgi import WSGIServer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tomctl import __version__
+from tomctl.logs import event
+
+log = logging.getLogger(__name__)
+
+LATENCY_WINDOW_S = 15 * 60
+FINISHED_CALLS = 20
+
+
+class AdminServer:
+    def __init__(self, host: str, port: int, service: Any) -> None:
+        self._address = (host, port)
+        self._service = service
+        self._server: WSGIServer | None = None
+        self.started_at = time.time()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._server is not None
+        return self._server.address
+
+    def start(self) -> None:
+        self._server = WSGIServer(self._address, self._app, spawn=gevent.pool.Pool(16),
+                                  log=None, error_log=None)
+        self._server.start()
+        event(log, "admin_listening", host=self._address[0], port=self.address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(timeout=2)
+
+    def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") != "GET":
+            return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
+        if path == "/metrics":
+            return _reply(start_response, "200 OK",
+                          generate_latest(self._service.engine.metrics.registry),
+                          CONTENT_TYPE_LATEST)
+        if path == "/status":
+            return _json(start_response, self.status())
+        if path == "/calls":
+            return _json(start_response, self.calls())
+        return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+
+    def status(self) -> dict:
+        service = self._service
+        link = service.link
+        return {
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at),
+            "freeswitch_link": {"state": link.state, "connects": link.connects,
+                                "last_error": link.last_error},
+            "models": {name: model.device for name, model in service.engine.models.items()},
+            "active_calls": len(service.registry.active()),
+            "e2e_latency_ms": service.store.latency_summary(LATENCY_WINDOW_S),
+        }
+
+    def calls(self) -> dict:
+        service = self._service
+        return {"active": [record.as_dict() for record in service.registry.active()],
+                "finished": service.store.recent_calls(FINISHED_CALLS)}
+
+
+def _reply(start_response: Callable, status: str, body: bytes,
+           content_type: str) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type),
+                            ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+    return [body]
+
+
+def _json(start_response: Callable, payload: dict) -> list[bytes]:
+    return _reply(start_response, "200 OK", json.dumps(payload).encode(), "application/json")

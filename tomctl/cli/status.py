@@ -1,0 +1,80 @@
+"""``tomctl status`` and ``tomctl calls``: ask the running service's admin endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from tomctl import config
+
+TIMEOUT_S = 5.0
+NOT_RUNNING = 3          # exit status when the service does not answer
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="the running service: link, models, calls, latency")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    status.set_defaults(run=run_status)
+    calls = commands.add_parser("calls", help="active calls and the last finished ones")
+    calls.add_argument("--json", action="store_true", help="print the raw JSON")
+    calls.set_defaults(run=run_calls)
+
+
+def fetch(path: str) -> dict | None:
+    admin = config.load().admin
+    url = f"http://{admin.host}:{admin.port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"tomctl: TOM is not running or not answering at {url} ({exc})",
+              file=sys.stderr)
+        return None
+
+
+def run_status(args: argparse.Namespace) -> int:
+    status = fetch("/status")
+    if status is None:
+        return NOT_RUNNING
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    link = status["freeswitch_link"]
+    e2e = status["e2e_latency_ms"]
+    rows = [("version", status["version"]),
+            ("uptime", f"{status['uptime_s']} s"),
+            ("FreeSWITCH link", link["state"] + (f" ({link['last_error']})"
+                                                 if link["last_error"] else "")),
+            ("models", ", ".join(f"{name}: {device}"
+                                 for name, device in status["models"].items())),
+            ("active calls", str(status["active_calls"])),
+            ("e2e latency, 15 min", f"p50 {e2e['p50']} ms, p95 {e2e['p95']} ms "
+                                    f"({e2e['turns']} turns)" if e2e["turns"] else "no turns")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def run_calls(args: argparse.Namespace) -> int:
+    calls = fetch("/calls")
+    if calls is None:
+        return NOT_RUNNING
+    if args.json:
+        print(json.dumps(calls, indent=2))
+        return 0
+    print(f"{'id':<36}  {'state':<10}  {'caller':<16}  {'started':<19}  {'dur s':>6}  "
+          f"{'turns':>5}  outcome")
+    for call in calls["active"] + calls["finished"]:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call["started_at"]))
+        ended = call.get("ended_at") or time.time()
+        state = call.get("state") or "ended"
+        print(f"{call['id']:<36}  {state:<10}  {call['caller_hash'] or '-':<16}  {started:<19}  "
+              f"{ended - call['started_at']:>6.1f}  {call['turns'] or 0:>5}  "
+              f"{call.get('outcome') or ''}")
+    print(f"{len(calls['active'])} active, {len(calls['finished'])} finished shown")
+    return 0

@@ -1,0 +1,1 @@
+"""The call store: SQLite through sqlite-utils, one writer thread."""

@@ -1,0 +1,165 @@
+"""Call and turn records in SQLite (sqlite-utils), written as calls progress.
+
+One real thread owns the connection and does every write, in order, so the gevent hub never
+waits on the disk and SQLite never sees two writers. WAL mode keeps readers (``tomctl
+calls``) from blocking it, and every record is committed on its own: a crash loses at most
+the turn in progress. A failed write (full disk, read-only file) is logged, counted in
+tom_errors_total{component="store"} and kept as ``last_error`` for the selfcheck; the call
+itself goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from typing import Any, Callable
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from tomctl.errors import ConfigError
+from tomctl.logs import event
+from tomctl.metrics import Metrics
+from tomctl.speech.offload import Workers
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 5.0
+MIGRATIONS = Migrations("tom")
+
+
+@MIGRATIONS()
+def m001_calls_and_turns(db: sqlite_utils.Database) -> None:
+    db["calls"].create({
+        "id": str, "caller_hash": str, "started_at": float, "answered_at": float,
+        "ended_at": float, "hangup_cause": str, "outcome": str, "turns": int,
+        "e2e_p50_ms": float, "e2e_max_ms": float,
+    }, pk="id", not_null={"started_at"})
+    db["turns"].create({
+        "call_id": str, "number": int, "at": float, "outcome": str, "stt_ms": float,
+        "llm_first_token_ms": float, "tts_first_audio_ms": float, "e2e_ms": float,
+        "interrupted": int, "transcript": str, "reply": str,
+    }, pk=("call_id", "number"), foreign_keys=[("call_id", "calls", "id")])
+    db["calls"].create_index(["started_at"])
+
+
+class CallStore:
+    def __init__(self, path: str, store_transcripts: bool, metrics: Metrics) -> None:
+        self.path = path
+        self._store_transcripts = store_transcripts
+        self._metrics = metrics
+        self._writer = Workers("store", 1)
+        self._db: sqlite_utils.Database | None = None
+        self.last_error = ""
+        self.last_write_at = 0.0
+
+    def start(self) -> None:
+        """Open (creating or migrating) the database; fails at start naming the setting."""
+        try:
+            self._writer.run(self._open, timeout_s=30)
+        except (sqlite3.Error, OSError) as exc:
+            raise ConfigError(f"cannot open the call store TOM_DB_PATH={self.path!r}: "
+                              f"{exc}") from None
+
+    def close(self) -> None:
+        self._writer.run(self._close, timeout_s=READ_TIMEOUT_S)
+        self._writer.close()
+
+    # -- writes (fire and forget, in order) ---------------------------------------------------
+
+    def call_started(self, call_id: str, caller_hash: str, started_at: float) -> None:
+        self._write(lambda db: db["calls"].insert(
+            {"id": call_id, "caller_hash": caller_hash, "started_at": started_at, "turns": 0},
+            replace=True))
+
+    def call_answered(self, call_id: str, answered_at: float) -> None:
+        self._write(lambda db: db["calls"].update(call_id, {"answered_at": answered_at}))
+
+    def turn(self, call_id: str, number: int, outcome: str, latencies: dict[str, float],
+             interrupted: bool, transcript: str = "", reply: str = "") -> None:
+        row: dict[str, Any] = {"call_id": call_id, "number": number, "at": time.time(),
+                               "outcome": outcome, "interrupted": int(interrupted),
+                               **{key: latencies.get(key) for key in
+                                  ("stt_ms", "llm_first_token_ms", "tts_first_audio_ms",
+                                   "e2e_ms")}}
+        if self._store_transcripts:
+            row.update(transcript=transcript, reply=reply)
+        self._write(lambda db: db["turns"].insert(row, replace=True))
+
+    def call_ended(self, call_id: str, ended_at: float, outcome: str, hangup_cause: str,
+                   turns: int) -> None:
+        def write(db: sqlite_utils.Database) -> None:
+            e2e = sorted(r["e2e_ms"] for r in db.query(
+                "select e2e_ms from turns where call_id = ? and e2e_ms is not null", [call_id]))
+            db["calls"].update(call_id, {
+                "ended_at": ended_at, "outcome": outcome, "hangup_cause": hangup_cause,
+                "turns": turns, "e2e_p50_ms": e2e[len(e2e) // 2] if e2e else None,
+                "e2e_max_ms": e2e[-1] if e2e else None})
+        self._write(write)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def recent_calls(self, limit: int) -> list[dict]:
+        return self._writer.run(lambda: list(self._db.query(
+            "select * from calls where ended_at is not null order by started_at desc limit ?",
+            [limit])), timeout_s=READ_TIMEOUT_S)
+
+    def turns_of(self, call_id: str) -> list[dict]:
+        return self._writer.run(lambda: list(self._db.query(
+            "select * from turns where call_id = ? order by number", [call_id])),
+            timeout_s=READ_TIMEOUT_S)
+
+    def latency_summary(self, window_s: float) -> dict:
+        """e2e p50/p95 in ms over the turns of the last ``window_s`` seconds."""
+        since = time.time() - window_s
+        values = sorted(self._writer.run(lambda: [row["e2e_ms"] for row in self._db.query(
+            "select e2e_ms from turns where at > ? and e2e_ms is not null", [since])],
+            timeout_s=READ_TIMEOUT_S))
+        if not values:
+            return {"p50": None, "p95": None, "turns": 0}
+        return {"p50": round(values[len(values) // 2], 1),
+                "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 1),
+                "turns": len(values)}
+
+    def check_writable(self) -> str:
+        """'' if a write commits now, else why not (for the selfcheck)."""
+        def probe() -> str:
+            try:
+                with self._db.conn:
+                    self._db.execute("create table if not exists _probe (at real)")
+                    self._db.execute("delete from _probe")
+                    self._db.execute("insert into _probe values (?)", [time.time()])
+                return ""
+            except sqlite3.Error as exc:
+                return str(exc)
+        return self._writer.run(probe, timeout_s=READ_TIMEOUT_S)
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _open(self) -> None:
+        uri = self.path.startswith("file:")     # e.g. file:/var/lib/tom/calls.db?mode=ro
+        if not uri:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        # One thread uses the connection, but not always the same one of the pool's life.
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=5, uri=uri)
+        self._db = sqlite_utils.Database(conn)
+        self._db.enable_wal()
+        MIGRATIONS.apply(self._db)
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+
+    def _write(self, change: Callable[[sqlite_utils.Database], Any]) -> None:
+        def work() -> None:
+            try:
+                with self._db.conn:
+                    change(self._db)
+                self.last_write_at = time.time()
+            except sqlite3.Error as exc:      # full disk, read-only file, locked too long
+                self.last_error = str(exc)
+                self._metrics.record_error("store")
+                event(log, "store_write_failed", level=logging.ERROR, error=str(exc))
+        self._writer.submit(work)
