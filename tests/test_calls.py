@@ -305,3 +305,37 @@ def test_status_says_clearly_when_tom_is_not_running():
     result = subprocess.run([sys.executable, "-m", "tomctl", "status"], env=environ,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 3 and "not running" in result.stderr
+
+
+def selfcheck(phone) -> tuple[int, dict]:
+    code, output = tomctl(phone, "selfcheck", "--json")
+    result = json.loads(output[output.index("{"):])
+    return code, {check["name"]: check["status"] for check in result["checks"]} | {
+        "overall": result["status"]}
+
+
+def test_selfcheck_is_green_and_names_freeswitch_when_it_stops(phone):
+    code, checks = selfcheck(phone)
+    assert (code, checks["overall"]) == (0, "green"), checks
+    assert checks["service"] == checks["pipeline"] == checks["database"] == "green"
+    phone.switch.stop()
+    wait_until(lambda: phone.service.link.state == "down", 10, "the link to drop")
+    code, checks = selfcheck(phone)
+    assert (code, checks["overall"], checks["freeswitch_esl"]) == (2, "red", "red")
+    assert checks["database"] == "green"
+    phone.switch.start()
+
+
+def test_selfcheck_names_a_read_only_database(engine, tmp_path):
+    from tomctl.store.calls import CallStore
+    path = tmp_path / "calls.db"
+    store = CallStore(str(path), False, engine.metrics)
+    store.start()                       # the schema exists; then the file is opened read-only
+    store.close()
+    phone = Phone(engine, tmp_path, TOM_DB_PATH=f"file:{path}?mode=ro")
+    try:
+        code, checks = selfcheck(phone)
+        assert (code, checks["overall"], checks["database"]) == (2, "red", "red")
+        assert checks["freeswitch_esl"] == "green"
+    finally:
+        phone.close()

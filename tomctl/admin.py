@@ -59,6 +59,8 @@ class AdminServer:
             return _json(start_response, self.status())
         if path == "/calls":
             return _json(start_response, self.calls())
+        if path == "/selfcheck":
+            return _json(start_response, self._service.selfcheck.run())
         return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
 
     def status(self) -> dict:
@@ -72,6 +74,7 @@ class AdminServer:
             "models": {name: model.device for name, model in service.engine.models.items()},
             "active_calls": len(service.registry.active()),
             "e2e_latency_ms": service.store.latency_summary(LATENCY_WINDOW_S),
+            "last_selfcheck": service.selfcheck.last,
         }
 
     def calls(self) -> dict:

@@ -8,6 +8,7 @@ from tomctl.call.registry import CallRegistry
 from tomctl.config import Settings
 from tomctl.engine import Engine
 from tomctl.gateway.server import Gateway
+from tomctl.health import Selfcheck
 from tomctl.privacy import NumberHasher
 from tomctl.store.calls import CallStore
 from tomctl.telephony.inbound import FreeSwitchLink
@@ -31,6 +32,7 @@ class Service:
                                   NumberHasher(telephony.number_salt), self.store)
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
         self.gateway = Gateway(settings.gateway, engine)
+        self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
 
     def start(self) -> None:

@@ -22,13 +22,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     calls = commands.add_parser("calls", help="active calls and the last finished ones")
     calls.add_argument("--json", action="store_true", help="print the raw JSON")
     calls.set_defaults(run=run_calls)
+    check = commands.add_parser("selfcheck", help="green/yellow/red checks; exit 0, 1 or 2")
+    check.add_argument("--json", action="store_true", help="print the raw JSON")
+    check.set_defaults(run=run_selfcheck)
 
 
-def fetch(path: str) -> dict | None:
+def fetch(path: str, timeout_s: float = TIMEOUT_S) -> dict | None:
     admin = config.load().admin
     url = f"http://{admin.host}:{admin.port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"tomctl: TOM is not running or not answering at {url} ({exc})",
@@ -78,3 +81,24 @@ def run_calls(args: argparse.Namespace) -> int:
               f"{call.get('outcome') or ''}")
     print(f"{len(calls['active'])} active, {len(calls['finished'])} finished shown")
     return 0
+
+
+SELFCHECK_TIMEOUT_S = 60.0
+EXIT_STATUS = {"green": 0, "yellow": 1, "red": 2}
+
+
+def run_selfcheck(args: argparse.Namespace) -> int:
+    result = fetch("/selfcheck", SELFCHECK_TIMEOUT_S)
+    if result is None:
+        result = {"status": "red", "checks": [
+            {"name": "service", "status": "red", "detail": "TOM does not answer"}]}
+    else:
+        result["checks"].insert(0, {"name": "service", "status": "green",
+                                    "detail": "answering"})
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for check in result["checks"]:
+            print(f"{check['status']:<6}  {check['name']:<15}  {check['detail']}")
+        print(f"overall: {result['status']}")
+    return EXIT_STATUS[result["status"]]

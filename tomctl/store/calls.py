@@ -55,6 +55,11 @@ class CallStore:
         self.last_error = ""
         self.last_write_at = 0.0
 
+    @property
+    def directory(self) -> str:
+        path = self.path.removeprefix("file:").split("?")[0]
+        return os.path.dirname(os.path.abspath(path))
+
     def start(self) -> None:
         """Open (creating or migrating) the database; fails at start naming the setting."""
         try:
