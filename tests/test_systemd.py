@@ -13,13 +13,16 @@ from tomctl.systemd import Watchdog, notify
 UNITS = Path(__file__).parent.parent / "systemd"
 
 
-@pytest.mark.parametrize("unit", ["tom.service"])
+@pytest.mark.parametrize("unit", ["tom.service", "tom-selfcheck.service",
+                                  "tom-selfcheck.timer"])
 def test_units_pass_systemd_analyze_verify(unit, tmp_path):
     assert shutil.which("systemd-analyze"), "needs systemd-analyze (apt-get install systemd)"
-    # The unit names the installed path; point it at this checkout's tomctl, which exists.
-    text = (UNITS / unit).read_text().replace("/opt/tom/.venv/bin/tomctl",
-                                              str(Path(sys.prefix) / "bin" / "tomctl"))
-    (tmp_path / unit).write_text(text)
+    # The units name the installed path; point them at this checkout's tomctl, which exists.
+    # A timer is verified together with the service it starts.
+    for path in [*UNITS.glob("*.service"), *UNITS.glob("*.timer")]:
+        text = path.read_text().replace("/opt/tom/.venv/bin/tomctl",
+                                        str(Path(sys.prefix) / "bin" / "tomctl"))
+        (tmp_path / path.name).write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
