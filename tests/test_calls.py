@@ -89,7 +89,7 @@ def assert_nothing_left(phone) -> None:
     assert phone.service.registry.active() == []
     assert phone.service.ports.in_use == 0
     assert phone.engine.metrics.active_calls._value.get() == 0
-    assert sorted(name.split("-")[0] for name in os.listdir(phone.spool)) == \
+    assert sorted({name.split("-")[0] for name in os.listdir(phone.spool)} - {"synthetic"}) == \
         ["fallback", "goodbye", "handover"]
     wait_until(lambda: live_greenlets() <= phone.greenlets_at_start
                and open_fds() <= phone.fds_at_start, 5, "greenlets and sockets to go")
@@ -339,3 +339,18 @@ def test_selfcheck_names_a_read_only_database(engine, tmp_path):
         assert checks["freeswitch_esl"] == "green"
     finally:
         phone.close()
+
+
+def test_a_synthetic_call_is_answered_and_timed(phone):
+    code, output = tomctl(phone, "synthetic-call", "--json")
+    result = json.loads(output[output.index("{"):])
+    assert code == 0 and result["passed"], result
+    assert 0 < result["e2e_ms"] < 5000
+    call = next(c for c in phone.switch.calls if c.uuid == result["call"])
+    assert call.wait_ended(timeout_s=10) and call.hung_up     # TOM's caller hung up
+    assert_nothing_left(phone)
+    phone.switch.stop()
+    wait_until(lambda: phone.service.link.state == "down", 10, "the link to drop")
+    code, output = tomctl(phone, "synthetic-call")
+    assert code == 1 and "originate failed" in output
+    phone.switch.start()

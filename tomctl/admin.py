@@ -1,4 +1,5 @@
-"""The loopback admin endpoint (gevent pywsgi): /metrics, /status and /calls.
+"""The loopback admin endpoint (gevent pywsgi): /metrics, /status, /calls, /selfcheck and
+POST /synthetic-call.
 
 /metrics is prometheus_client's own exposition of TOM's registry; /status and /calls are
 JSON for ``tomctl status`` and ``tomctl calls``. Bound to loopback by default: it shows
@@ -16,7 +17,7 @@ import gevent.pool
 from gevent.pywsgi import WSGIServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tomctl import __version__
+from tomctl import __version__, synthetic
 from tomctl.logs import event
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ class AdminServer:
 
     def _app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if path == "/synthetic-call" and environ.get("REQUEST_METHOD") == "POST":
+            telephony = self._service.settings.telephony
+            return _json(start_response, synthetic.run(
+                self._service, telephony.synthetic_extension, telephony.transfer_context))
         if environ.get("REQUEST_METHOD") != "GET":
             return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
         if path == "/metrics":

@@ -203,6 +203,11 @@ class TelephonySettings:
                                     "Dialplan context of that extension.",
                                     lambda v: bool(v) and v.replace("_", "").replace("-", "")
                                     .isalnum(), "letters, digits, - _")
+    synthetic_extension: str = setting(
+        "TOM_SYNTHETIC_EXTENSION", "7000",
+        "TOM's own dialplan extension (in TOM_TRANSFER_CONTEXT), which `tomctl synthetic-call` "
+        "calls through FreeSWITCH.", lambda v: bool(v) and v.replace("_", "").replace("-", "")
+        .replace("+", "").isalnum(), "letters, digits, - _ +")
     silence_timeout_s: float = setting(
         "TOM_SILENCE_TIMEOUT_S", 8.0,
         "Caller silence after TOM finished speaking before TOM asks once whether they are "

@@ -116,8 +116,12 @@ class Engine:
 
         return self.stt_workers.submit(work)
 
-    def finish_transcription(self, job) -> tuple[Transcript, float]:
-        transcript, seconds = job.get(timeout=STT_TIMEOUT_S)
+    def finish_transcription(self, job) -> tuple[Transcript | None, float]:
+        """(transcript, seconds); (None, 0) for a job stopped before its turn came."""
+        result = job.get(timeout=STT_TIMEOUT_S)
+        if result is None:
+            return None, 0.0
+        transcript, seconds = result
         self.metrics.stt_latency.observe(seconds)
         return transcript, seconds
 

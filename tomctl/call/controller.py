@@ -116,6 +116,8 @@ class CallController:
         self._uuid = wire.check_uuid(data.get("Unique-ID", ""))
         caller = CallerInfo(self._services.hasher.hash(data.get("Caller-Caller-ID-Number", "")))
         self._record = CallRecord(self._uuid, caller.number_hash, time.time())
+        peer = data.get("variable_other_loopback_leg_uuid", "")
+        self._record.peer_uuid = wire.check_uuid(peer) if peer else ""
         self._services.registry.add(self._record)
         self._services.store.call_started(self._uuid, caller.number_hash, self._record.started_at)
         self._metrics.active_calls.inc()
@@ -215,6 +217,7 @@ class CallController:
                 raise Ending("transfer", "caller asked for a person")
         elif kind == "reply_done":
             self._turn.update(data)
+            self._record.last_e2e_ms = data["latencies"].get("e2e_ms", 0.0)
         elif kind == "turn_ended":
             self._services.store.turn(
                 self._uuid, self._record.turns, data["outcome"], self._turn.get("latencies", {}),

@@ -17,6 +17,8 @@ class CallRecord:
     outcome: str = ""
     hangup_cause: str = ""
     ended_at: float = 0.0
+    peer_uuid: str = ""          # the other leg of a loopback call (a synthetic call)
+    last_e2e_ms: float = 0.0     # the latest answer's end-to-end latency
 
     def as_dict(self, now: float | None = None) -> dict:
         end = self.ended_at or (now if now is not None else time.time())
@@ -37,6 +39,10 @@ class CallRegistry:
         record.outcome, record.state, record.ended_at = outcome, "ended", time.time()
         self._active.pop(record.id, None)
         self._finished.appendleft(record)
+
+    def find_by_peer(self, peer_uuid: str) -> CallRecord | None:
+        return next((record for record in [*self._active.values(), *self._finished]
+                     if record.peer_uuid == peer_uuid), None)
 
     def active(self) -> list[CallRecord]:
         return list(self._active.values())

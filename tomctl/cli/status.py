@@ -25,13 +25,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser("selfcheck", help="green/yellow/red checks; exit 0, 1 or 2")
     check.add_argument("--json", action="store_true", help="print the raw JSON")
     check.set_defaults(run=run_selfcheck)
+    synthetic = commands.add_parser("synthetic-call",
+                                    help="call TOM through FreeSWITCH; exit 0 when it answered")
+    synthetic.add_argument("--json", action="store_true", help="print the raw JSON")
+    synthetic.set_defaults(run=run_synthetic_call)
 
 
-def fetch(path: str, timeout_s: float = TIMEOUT_S) -> dict | None:
+def fetch(path: str, timeout_s: float = TIMEOUT_S, post: bool = False) -> dict | None:
     admin = config.load().admin
     url = f"http://{admin.host}:{admin.port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        request = urllib.request.Request(url, data=b"" if post else None)
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return json.load(response)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"tomctl: TOM is not running or not answering at {url} ({exc})",
@@ -102,3 +107,16 @@ def run_selfcheck(args: argparse.Namespace) -> int:
             print(f"{check['status']:<6}  {check['name']:<15}  {check['detail']}")
         print(f"overall: {result['status']}")
     return EXIT_STATUS[result["status"]]
+
+
+def run_synthetic_call(args: argparse.Namespace) -> int:
+    result = fetch("/synthetic-call", SELFCHECK_TIMEOUT_S, post=True)
+    if result is None:
+        return NOT_RUNNING
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif result["passed"]:
+        print(f"pass: TOM answered in {result['e2e_ms']} ms (call {result['call']})")
+    else:
+        print(f"fail: {result.get('error') or 'TOM did not answer the question'}")
+    return 0 if result["passed"] else 1

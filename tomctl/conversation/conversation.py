@@ -305,6 +305,8 @@ class Conversation:
         else:
             job = utterance.transcription or engine.transcribe_async(utterance.audio)
             transcript, stt_s = engine.finish_transcription(job)
+            if transcript is None:      # a speculation dropped while it waited for Whisper
+                return "withdrawn"
         if reply.stop.is_set():
             return "restarted"
         if transcript.dropped:

@@ -45,19 +45,32 @@ class PromptSpool:
         path = wire.spool_path(self.directory, f"{name}-{digest}.wav")
         pcm = b"".join(self._engine.phrase(name, RATE))
         if not os.path.exists(path):
-            handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".part")
-            try:
-                with os.fdopen(handle, "wb") as raw, wave.open(raw, "wb") as out:
-                    out.setnchannels(1)
-                    out.setsampwidth(2)
-                    out.setframerate(RATE)
-                    out.writeframes(pcm)
-                os.chmod(temporary, 0o644)
-                os.replace(temporary, path)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            self._save(path, pcm)
         return path, len(pcm) / 2 / RATE
+
+    def question_wav(self, text: str, lead_silence_s: float) -> str:
+        """A caller's question for synthetic calls (after some silence), made once."""
+        digest = hashlib.sha256(f"{lead_silence_s}\n{text}".encode()).hexdigest()[:12]
+        path = wire.spool_path(self.directory, f"synthetic-{digest}.wav")
+        if not os.path.exists(path):
+            silence = b"\0\0" * int(lead_silence_s * RATE)
+            self._save(path, silence + b"".join(self._engine.synthesize(text, RATE)))
+        return path
+
+    def _save(self, path: str, pcm: bytes) -> None:
+        """Write atomically: FreeSWITCH never reads half a file."""
+        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as raw, wave.open(raw, "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(RATE)
+                out.writeframes(pcm)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
 
     def broadcast_arg(self, name: str) -> tuple[str, str, float]:
         """(prompt id, file argument with the id tag, duration in seconds) for one playback;
