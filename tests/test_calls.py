@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import gevent
-import gevent.socket
 import gevent.subprocess
 import numpy as np
 import pytest
 
 from tests.fakes import FakeSwitch
+from tests.wsclient import http_get
 from tests.leaks import live_greenlets, open_fds, wait_until
 from tests.speech import piper_say, silence, word_error_rate
 from tomctl import config
@@ -268,16 +268,6 @@ def tomctl(phone, *args: str) -> tuple[int, str]:
     return process.returncode, output.decode()
 
 
-def http_get(address, path: str) -> str:
-    sock = gevent.socket.create_connection(address)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-    response = b""
-    while chunk := sock.recv(65536):
-        response += chunk
-    sock.close()
-    return response.decode()
-
-
 def test_status_calls_and_metrics_show_a_call(phone):
     call = phone.call(b"")
     assert call.wait_answered(timeout_s=10)
@@ -354,3 +344,14 @@ def test_a_synthetic_call_is_answered_and_timed(phone):
     code, output = tomctl(phone, "synthetic-call")
     assert code == 1 and "originate failed" in output
     phone.switch.start()
+
+
+def test_purge_runs_through_the_service(phone):
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    code, output = tomctl(phone, "purge")
+    assert code == 0 and "deleted 0 calls" in output     # a fresh call is kept
+    assert [c["id"] for c in phone.service.store.recent_calls(5)] == [call.uuid]

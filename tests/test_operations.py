@@ -11,6 +11,7 @@ import gevent.subprocess
 import pytest
 
 from tests.fakes import FakeSwitch
+from tests.wsclient import http_get
 from tomctl.metrics import Metrics
 from tomctl.store.calls import CallStore
 
@@ -67,6 +68,9 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
         assert code == 0 and "active calls" in output and "up" in output
         code, output = tomctl(cli, "selfcheck", "--json")
         assert code == 0 and json.loads(output)["status"] == "green", output
+        metrics = http_get(("127.0.0.1", ready["admin_port"]), "/metrics")
+        assert "tom_telephony_active_calls 1.0" in metrics
+        assert 'tom_telephony_calls_total{outcome="abandoned"} 1.0' in metrics
 
         process.kill()                 # kill -9, in the middle of the second call
         process.wait(timeout=10)
@@ -75,6 +79,16 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
         if process.poll() is None:
             process.kill()
         switch.stop()
+
+    # TOM starts again on the same database and still knows the finished call.
+    process, ready = start_serve(environ)
+    try:
+        code, output = tomctl({**environ, "TOM_ADMIN_PORT": str(ready["admin_port"])},
+                              "calls", "--json")
+        assert code == 0 and [c["id"] for c in json.loads(output)["finished"]] == [first.uuid]
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
 
     store = CallStore(str(database), False, Metrics())
     store.start()                      # opens cleanly after the crash

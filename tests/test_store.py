@@ -1,9 +1,11 @@
 """The call store on a real SQLite file: migrations, records, a crash, a read-only disk."""
 
 import sqlite3
-import subprocess
 import sys
 import textwrap
+import time
+
+import gevent.subprocess
 
 from tomctl.metrics import Metrics
 from tomctl.store.calls import CallStore
@@ -25,8 +27,8 @@ def test_records_survive_a_kill_minus_9_mid_call(tmp_path):
         assert store.turns_of("live")          # every write before this one has committed
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    result = subprocess.run([sys.executable, "-c", script], timeout=60)
-    assert result.returncode == -9
+    process = gevent.subprocess.Popen([sys.executable, "-c", script])
+    assert process.wait(timeout=60) == -9
     store = CallStore(str(path), False, Metrics())
     store.start()                               # opens cleanly, migrations already applied
     try:
@@ -68,5 +70,21 @@ def test_a_read_only_database_is_reported_and_loses_nothing_else(tmp_path):
         assert store.recent_calls(5) == []      # the finished-call query still works
         assert "readonly" in store.last_error
         assert metrics.errors.labels(component="store")._value.get() >= 1
+    finally:
+        store.close()
+
+
+def test_purge_deletes_only_old_records(tmp_path):
+    store = CallStore(str(tmp_path / "calls.db"), False, Metrics())
+    store.start()
+    try:
+        now = time.time()
+        for call_id, started in (("old", now - 40 * 86400), ("new", now - 3600)):
+            store.call_started(call_id, "hash", started)
+            store.turn(call_id, 1, "answered", {"e2e_ms": 600.0}, False)
+            store.call_ended(call_id, started + 60, "answered", "NORMAL_CLEARING", 1)
+        assert store.purge(30 * 86400) == {"calls": 1, "turns": 1}
+        assert [c["id"] for c in store.recent_calls(10)] == ["new"]
+        assert store.turns_of("old") == [] and len(store.turns_of("new")) == 1
     finally:
         store.close()

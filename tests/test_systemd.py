@@ -13,8 +13,8 @@ from tomctl.systemd import Watchdog, notify
 UNITS = Path(__file__).parent.parent / "systemd"
 
 
-@pytest.mark.parametrize("unit", ["tom.service", "tom-selfcheck.service",
-                                  "tom-selfcheck.timer"])
+@pytest.mark.parametrize("unit", sorted(path.name for path in [
+    *UNITS.glob("*.service"), *UNITS.glob("*.timer")]))
 def test_units_pass_systemd_analyze_verify(unit, tmp_path):
     assert shutil.which("systemd-analyze"), "needs systemd-analyze (apt-get install systemd)"
     # The units name the installed path; point them at this checkout's tomctl, which exists.
@@ -26,6 +26,14 @@ def test_units_pass_systemd_analyze_verify(unit, tmp_path):
     result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / unit)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_every_timer_has_its_service_and_the_units_expected():
+    names = {path.name for path in UNITS.iterdir()}
+    assert {"tom.service", "tom-selfcheck.timer", "tom-nightly-synthetic.timer",
+            "tom-purge.timer"} <= names
+    for timer in UNITS.glob("*.timer"):
+        assert timer.with_suffix(".service").name in names
 
 
 def test_the_service_waits_for_ready_and_has_a_watchdog():

@@ -1,4 +1,5 @@
-"""A plain WebSocket client for the gateway tests: wsproto over a gevent socket."""
+"""Plain clients for the tests: a WebSocket client (wsproto over a gevent socket) and an
+HTTP GET."""
 
 from __future__ import annotations
 
@@ -87,3 +88,14 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def http_get(address, path: str) -> str:
+    """The whole HTTP response (head and body) to a GET."""
+    sock = socket.create_connection(address)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    response = b""
+    while chunk := sock.recv(65536):
+        response += chunk
+    sock.close()
+    return response.decode()

@@ -1,5 +1,5 @@
 """The loopback admin endpoint (gevent pywsgi): /metrics, /status, /calls, /selfcheck and
-POST /synthetic-call.
+POST /synthetic-call and /purge.
 
 /metrics is prometheus_client's own exposition of TOM's registry; /status and /calls are
 JSON for ``tomctl status`` and ``tomctl calls``. Bound to loopback by default: it shows
@@ -54,6 +54,10 @@ class AdminServer:
             telephony = self._service.settings.telephony
             return _json(start_response, synthetic.run(
                 self._service, telephony.synthetic_extension, telephony.transfer_context))
+        if path == "/purge" and environ.get("REQUEST_METHOD") == "POST":
+            days = self._service.settings.store.retention_days
+            return _json(start_response, {"retention_days": days,
+                                          **self._service.store.purge(days * 86400)})
         if environ.get("REQUEST_METHOD") != "GET":
             return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
         if path == "/metrics":

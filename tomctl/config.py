@@ -284,6 +284,10 @@ class StoreSettings:
     store_transcripts: bool = setting(
         "TOM_STORE_TRANSCRIPTS", False,
         "Keep what callers said and what TOM answered in the turn records (personal data).")
+    retention_days: float = setting(
+        "TOM_STORE_RETENTION_DAYS", 30.0,
+        "`tomctl purge` (tom-purge.timer, daily) deletes call records older than this.",
+        _positive, "> 0")
 
     @property
     def path(self) -> str:

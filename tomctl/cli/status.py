@@ -29,6 +29,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                     help="call TOM through FreeSWITCH; exit 0 when it answered")
     synthetic.add_argument("--json", action="store_true", help="print the raw JSON")
     synthetic.set_defaults(run=run_synthetic_call)
+    purge = commands.add_parser("purge", help="delete call records older than "
+                                              "TOM_STORE_RETENTION_DAYS")
+    purge.set_defaults(run=run_purge)
 
 
 def fetch(path: str, timeout_s: float = TIMEOUT_S, post: bool = False) -> dict | None:
@@ -120,3 +123,12 @@ def run_synthetic_call(args: argparse.Namespace) -> int:
     else:
         print(f"fail: {result.get('error') or 'TOM did not answer the question'}")
     return 0 if result["passed"] else 1
+
+
+def run_purge(args: argparse.Namespace) -> int:
+    result = fetch("/purge", SELFCHECK_TIMEOUT_S, post=True)
+    if result is None:
+        return NOT_RUNNING
+    print(f"deleted {result['calls']} calls and {result['turns']} turns older than "
+          f"{result['retention_days']} days")
+    return 0

@@ -128,6 +128,20 @@ class CallStore:
                 "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 1),
                 "turns": len(values)}
 
+    def purge(self, older_than_s: float) -> dict:
+        """Delete calls (and their turns) that started more than ``older_than_s`` ago."""
+        cutoff = time.time() - older_than_s
+
+        def work() -> dict:
+            with self._db.conn:
+                turns = self._db.execute(
+                    "delete from turns where call_id in "
+                    "(select id from calls where started_at < ?)", [cutoff]).rowcount
+                calls = self._db.execute("delete from calls where started_at < ?",
+                                         [cutoff]).rowcount
+            return {"calls": calls, "turns": turns}
+        return self._writer.run(work, timeout_s=60)
+
     def check_writable(self) -> str:
         """'' if a write commits now, else why not (for the selfcheck)."""
         def probe() -> str:
