@@ -313,6 +313,8 @@ def test_selfcheck_is_green_and_names_freeswitch_when_it_stops(phone):
     code, checks = selfcheck(phone)
     assert (code, checks["overall"], checks["freeswitch_esl"]) == (2, "red", "red")
     assert checks["database"] == "green"
+    code, table = tomctl(phone, "status")
+    assert code == 0 and "last selfcheck" in table and "red" in table and "freeswitch_esl" in table
     phone.switch.start()
 
 

@@ -64,11 +64,20 @@ def run_status(args: argparse.Namespace) -> int:
                                  for name, device in status["models"].items())),
             ("active calls", str(status["active_calls"])),
             ("e2e latency, 15 min", f"p50 {e2e['p50']} ms, p95 {e2e['p95']} ms "
-                                    f"({e2e['turns']} turns)" if e2e["turns"] else "no turns")]
+                                    f"({e2e['turns']} turns)" if e2e["turns"] else "no turns"),
+            ("last selfcheck", _selfcheck_line(status["last_selfcheck"]))]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     return 0
+
+
+def _selfcheck_line(last: dict | None) -> str:
+    if not last:
+        return "none since start"
+    age = round(time.time() - last["at"])
+    bad = [check["name"] for check in last["checks"] if check["status"] != "green"]
+    return f"{last['status']} {age} s ago" + (f" ({', '.join(bad)})" if bad else "")
 
 
 def run_calls(args: argparse.Namespace) -> int:

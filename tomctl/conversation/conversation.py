@@ -214,8 +214,8 @@ class Conversation:
                 self._utterances.put(Utterance(self._unanswered, now))
                 self._unanswered = None
         elif isinstance(detected, UtteranceEnded):
-            if self._provisional is not None and not detected.cut \
-                    and self._phase() is not ReplyPhase.SPEAKING:
+            if self._provisional is not None and not self._provisional.withdrawn \
+                    and not detected.cut and self._phase() is not ReplyPhase.SPEAKING:
                 self._provisional.confirm()    # its answer is on the way already
                 self._provisional, self._speculation = None, None
                 return
@@ -352,6 +352,9 @@ class Conversation:
             return True
         if utterance.provisional.wait(VERDICT_TIMEOUT_S):
             return True
+        # Undecided in time: withdraw it, so that the end of this turn, when it comes, is
+        # queued as an utterance of its own instead of confirming an answer given up on.
+        utterance.provisional.withdraw()
         reply.cancel()
         return False
 

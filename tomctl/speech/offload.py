@@ -58,10 +58,23 @@ class Workers:
 
     def run(self, fn: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
         """Run ``fn`` in a worker and wait (yielding to the hub) at most ``timeout_s``."""
-        return self._pool.spawn(fn, *args).get(timeout=timeout_s)
+        return self.submit(fn, *args).get(timeout=timeout_s)   # in order with submit()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> gevent.event.AsyncResult:
-        return self._pool.spawn(fn, *args)
+        """Queue ``fn`` without waiting. gevent's ThreadPool.spawn blocks its caller while
+        every thread is busy; a relay greenlet does that waiting (gevent's semaphore wakes
+        waiters in order, so the queue stays FIFO), never the caller, which may be the
+        greenlet that listens to a caller's audio."""
+        result = gevent.event.AsyncResult()
+
+        def relay() -> None:
+            try:
+                result.set(self._pool.spawn(fn, *args).get())
+            except BaseException as exc:  # handed to whoever waits on the result
+                result.set_exception(exc)
+
+        gevent.spawn(relay)
+        return result
 
     def close(self) -> None:
         self._pool.kill()
