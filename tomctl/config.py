@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 from typing import Any, Callable, Iterator, Mapping
 
 from tomctl.errors import ConfigError
@@ -150,6 +151,11 @@ def _port(value: Any) -> bool:
     return 1 <= value <= 65535
 
 
+def _dialplan_name(value: Any) -> bool:
+    """An extension or context: it goes into ESL commands, so nothing but these."""
+    return bool(re.fullmatch(r"[A-Za-z0-9_+-]{1,64}", value))
+
+
 def _no_control_characters(value: Any) -> bool:
     return not any(ord(c) < 32 or ord(c) == 127 for c in value)
 
@@ -197,17 +203,14 @@ class TelephonySettings:
     fallback_extension: str = setting(
         "TOM_FALLBACK_EXTENSION", "1000",
         "Extension of the human colleague: DTMF 0, a request for a person, and repeated "
-        "failures transfer here.", lambda v: bool(v) and v.replace("_", "").replace("-", "")
-        .replace("+", "").isalnum(), "letters, digits, - _ +")
+        "failures transfer here.", _dialplan_name, "letters, digits, - _ +")
     transfer_context: str = setting("TOM_TRANSFER_CONTEXT", "default",
                                     "Dialplan context of that extension.",
-                                    lambda v: bool(v) and v.replace("_", "").replace("-", "")
-                                    .isalnum(), "letters, digits, - _")
+                                    _dialplan_name, "letters, digits, - _ +")
     synthetic_extension: str = setting(
         "TOM_SYNTHETIC_EXTENSION", "7000",
         "TOM's own dialplan extension (in TOM_TRANSFER_CONTEXT), which `tomctl synthetic-call` "
-        "calls through FreeSWITCH.", lambda v: bool(v) and v.replace("_", "").replace("-", "")
-        .replace("+", "").isalnum(), "letters, digits, - _ +")
+        "calls through FreeSWITCH.", _dialplan_name, "letters, digits, - _ +")
     silence_timeout_s: float = setting(
         "TOM_SILENCE_TIMEOUT_S", 8.0,
         "Caller silence after TOM finished speaking before TOM asks once whether they are "
