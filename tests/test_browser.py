@@ -6,20 +6,17 @@ the WebSocket, and TOM's transcript, reply and audio must come back to the page.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import sys
 import wave
 from pathlib import Path
 
-import gevent
-import gevent.subprocess
 import numpy as np
 import pytest
 
 from tests.browser import Browser
+from tests.cli import start_serve
 from tests.speech import piper_say, silence, word_error_rate
 
 # `make test` installs Debian's chromium; without it this test fails rather than skips.
@@ -45,18 +42,9 @@ def tom_serve(tmp_path):
                "TOM_ADMIN_PORT": "0",
                "TOM_MEDIA_PORT_FIRST": "43000",
                "TOM_MEDIA_PORT_LAST": "43099"}
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"], env=environ,
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.DEVNULL)
+    process, ready = start_serve(environ)
     try:
-        with gevent.Timeout(180, AssertionError("tomctl serve did not log ready")):
-            for line in process.stdout:
-                entry = json.loads(line)
-                if entry["event"] == "ready":
-                    break
-            else:
-                raise AssertionError(f"tomctl serve exited ({process.wait()}) before ready")
-        yield entry["page"].rstrip("/")
+        yield ready["page"].rstrip("/")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

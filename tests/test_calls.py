@@ -12,6 +12,7 @@ import gevent.subprocess
 import numpy as np
 import pytest
 
+from tests.cli import run_tomctl
 from tests.fakes import FakeSwitch
 from tests.wsclient import http_get
 from tests.leaks import live_greenlets, open_fds, wait_until
@@ -260,12 +261,8 @@ def test_a_truncated_frame_then_a_closed_socket(phone):
 
 def tomctl(phone, *args: str) -> tuple[int, str]:
     """Run the tomctl CLI as an operator would, against this service's admin port."""
-    environ = {**os.environ, "TOM_ADMIN_PORT": str(phone.service.admin.address[1])}
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", *args], env=environ,
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.STDOUT)
-    output, _ = process.communicate(timeout=30)
-    return process.returncode, output.decode()
+    return run_tomctl({**os.environ, "TOM_ADMIN_PORT": str(phone.service.admin.address[1])},
+                      *args)
 
 
 def test_status_calls_and_metrics_show_a_call(phone):

@@ -4,38 +4,16 @@ metrics and selfcheck show its calls, and a kill -9 mid-call loses no finished r
 import json
 import os
 import sqlite3
-import sys
 
-import gevent
-import gevent.subprocess
 import pytest
 
+from tests.cli import run_tomctl, start_serve
 from tests.fakes import FakeSwitch
 from tests.wsclient import http_get
 from tomctl.metrics import Metrics
 from tomctl.store.calls import CallStore
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def start_serve(environ: dict) -> tuple[gevent.subprocess.Popen, dict]:
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"], env=environ,
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.DEVNULL)
-    with gevent.Timeout(180, AssertionError("tomctl serve did not log ready")):
-        for line in process.stdout:
-            entry = json.loads(line)
-            if entry["event"] == "ready":
-                return process, entry
-    raise AssertionError(f"tomctl serve exited ({process.wait()}) before ready")
-
-
-def tomctl(environ: dict, *args: str) -> tuple[int, str]:
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", *args], env=environ,
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.STDOUT)
-    output, _ = process.communicate(timeout=60)
-    return process.returncode, output.decode()
 
 
 def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
@@ -60,13 +38,13 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
         second = switch.place_call(b"")
         assert second.wait_answered(timeout_s=15)
 
-        code, output = tomctl(cli, "calls", "--json")
+        code, output = run_tomctl(cli, "calls", "--json")
         calls = json.loads(output)
         assert code == 0 and [c["id"] for c in calls["active"]] == [second.uuid]
         assert [(c["id"], c["outcome"]) for c in calls["finished"]] == [(first.uuid, "abandoned")]
-        code, output = tomctl(cli, "status")
+        code, output = run_tomctl(cli, "status")
         assert code == 0 and "active calls" in output and "up" in output
-        code, output = tomctl(cli, "selfcheck", "--json")
+        code, output = run_tomctl(cli, "selfcheck", "--json")
         assert code == 0 and json.loads(output)["status"] == "green", output
         metrics = http_get(("127.0.0.1", ready["admin_port"]), "/metrics")
         assert "tom_telephony_active_calls 1.0" in metrics
@@ -83,8 +61,8 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
     # TOM starts again on the same database and still knows the finished call.
     process, ready = start_serve(environ)
     try:
-        code, output = tomctl({**environ, "TOM_ADMIN_PORT": str(ready["admin_port"])},
-                              "calls", "--json")
+        code, output = run_tomctl({**environ, "TOM_ADMIN_PORT": str(ready["admin_port"])},
+                                  "calls", "--json")
         assert code == 0 and [c["id"] for c in json.loads(output)["finished"]] == [first.uuid]
     finally:
         process.terminate()

@@ -151,6 +151,10 @@ def _port(value: Any) -> bool:
     return 1 <= value <= 65535
 
 
+def _port_or_any(value: Any) -> bool:
+    return 0 <= value <= 65535        # 0: the system picks a free port
+
+
 def _dialplan_name(value: Any) -> bool:
     """An extension or context: it goes into ESL commands, so nothing but these."""
     return bool(re.fullmatch(r"[A-Za-z0-9_+-]{1,64}", value))
@@ -167,7 +171,7 @@ class TelephonySettings:
                                "connections (one per call).")
     listen_port: int = setting("TOM_ESL_LISTEN_PORT", 8084,
                                "Port of that listener; the dialplan's `socket` names it "
-                               "(0: any free port).", lambda v: 0 <= v <= 65535,
+                               "(0: any free port).", _port_or_any,
                                "between 0 and 65535")
     max_calls: int = setting("TOM_MAX_CALLS", 8,
                              "Calls TOM answers at once; further calls go to the dialplan "
@@ -237,7 +241,7 @@ class GatewaySettings:
     host: str = setting("TOM_GATEWAY_HOST", "127.0.0.1",
                         "Address of the browser test page and its WebSocket.")
     port: int = setting("TOM_GATEWAY_PORT", 8080, "Port of the browser gateway (0: any free).",
-                        lambda v: 0 <= v <= 65535, "between 0 and 65535")
+                        _port_or_any, "between 0 and 65535")
     jwt_secret: str = setting("TOM_JWT_SECRET", "",
                               "HS256 secret for browser tokens (also used by `tomctl token`).")
     jwt_public_key: str = setting("TOM_JWT_PUBLIC_KEY", "",
@@ -274,7 +278,7 @@ class AdminSettings:
                         "on loopback or behind a firewall: it has no login.")
     port: int = setting("TOM_ADMIN_PORT", 8090,
                         "Port of the admin endpoint, which `tomctl status` and `tomctl calls` "
-                        "ask (0: any free port).", lambda v: 0 <= v <= 65535,
+                        "ask (0: any free port).", _port_or_any,
                         "between 0 and 65535")
 
 
