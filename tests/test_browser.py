@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser import Browser
 from tests.cli import start_serve
-from tests.speech import piper_say, silence, word_error_rate
+from testkit.speech import piper_say, silence, word_error_rate
 
 # `make test` installs Debian's chromium; without it this test fails rather than skips.
 assert shutil.which("chromium"), "needs Debian's chromium: apt-get install chromium"

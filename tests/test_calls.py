@@ -1,4 +1,4 @@
-"""Phone calls end to end: the fake FreeSWITCH (tests/fakes/) places calls into a real TOM
+"""Phone calls end to end: the fake FreeSWITCH (testkit/fakes/) places calls into a real TOM
 service (real sockets, real models) and records what the caller heard."""
 
 import json
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from tests.cli import run_tomctl
-from tests.fakes import FakeSwitch
+from testkit.fakes import FakeSwitch
 from tests.wsclient import http_get
 from tests.leaks import live_greenlets, open_fds, wait_until
-from tests.speech import piper_say, silence, word_error_rate
+from testkit.speech import piper_say, silence, word_error_rate
 from tomctl import config
 from tomctl.audio.frames import pcm_to_float, resample
 from tomctl.service import Service

@@ -1,6 +1,6 @@
-"""The fake FreeSWITCH (tests/fakes) checked against captures of a real one.
+"""The fake FreeSWITCH (testkit/fakes) checked against captures of a real one.
 
-Every client here is a plain socket (tests/fakes/rawclient.py), never TOM's own code.
+Every client here is a plain socket (tests/rawclient.py), never TOM's own code.
 Capture files are in tests/data/freeswitch/ (copied from /work/shared/freeswitch/captures).
 """
 
@@ -16,8 +16,8 @@ import gevent.events
 import pytest
 from gevent import socket
 
-from tests.fakes import FakeSwitch
-from tests.fakes.rawclient import (Conn, Tom, capture_chunks, capture_frames,
+from testkit.fakes import FakeSwitch
+from tests.rawclient import (Conn, Tom, capture_chunks, capture_frames,
                                    connect_inbound)
 
 pytestmark = pytest.mark.timeout(30)
@@ -31,7 +31,7 @@ VARYING = ("Core-UUID", "Event-Date-", "Event-Sequence", "Unique-ID", "Channel-C
            "variable_origination_uuid", "variable_other_loopback_leg_uuid",
            "variable_current_application_data", "variable_playback_", "variable_last_arg",
            "variable_transfer_", "Caller-Transfer-Source", "Job-UUID")
-# Not modelled: set on leg B by `uuid_send_dtmf B` in s1/s2 (see tests/fakes/__init__.py).
+# Not modelled: set on leg B by `uuid_send_dtmf B` in s1/s2 (see testkit/fakes/__init__.py).
 UNMODELLED = {"variable_last_dtmf_duration"}
 
 _blocked: list[str] = []
@@ -40,7 +40,7 @@ _blocked: list[str] = []
 def _watch(event) -> None:
     if isinstance(event, gevent.events.EventLoopBlocked):
         stack = "".join(event.info).split("Greenlets")[0]
-        if "/tests/fakes/" in stack:
+        if "/testkit/fakes/" in stack:
             _blocked.append(stack)
 
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.leaks import live_greenlets, open_fds, wait_until
-from tests.speech import piper_say, silence
+from testkit.speech import piper_say, silence
 from tests.wsclient import Client
 from tomctl import config
 from tomctl.errors import ConfigError

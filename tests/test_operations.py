@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from tests.cli import run_tomctl, start_serve
-from tests.fakes import FakeSwitch
+from testkit.fakes import FakeSwitch
 from tests.wsclient import http_get
 from tomctl.metrics import Metrics
 from tomctl.store.calls import CallStore

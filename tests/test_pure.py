@@ -33,6 +33,16 @@ def test_first_piece_may_end_at_a_long_enough_clause():
         "and they cost forty euros, roughly."]
 
 
+def test_the_first_piece_is_short_so_that_the_caller_hears_it_soon():
+    # Two words before a comma are enough for the first piece: its audio is ready in a
+    # fraction of the time a whole sentence takes, and the rest follows while it plays.
+    splitter = SentenceSplitter()
+    pieces = []
+    for token in ["I'm", " sorry", ",", " but", " we", " are", " closed", ",", " sadly", ". "]:
+        pieces += splitter.push(token)
+    assert pieces == ["I'm sorry,", "but we are closed, sadly."]
+
+
 def test_unspeakable_symbols_are_removed():
     assert speakable("**Sure!** 🚗 Here's `the` #list") == "Sure! Here's the list"
 

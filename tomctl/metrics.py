@@ -25,8 +25,10 @@ class Metrics:
                                      "Speech-to-text time for one utterance.")
         self.llm_latency = histogram("tom_llm_latency_seconds",
                                      "Time from LLM request to its first token.")
-        self.llm_queue_wait = histogram("tom_llm_queue_wait_seconds",
-                                        "Time an LLM request waited for a free model instance.")
+        self.queue_wait = Histogram(
+            "tom_pipeline_queue_wait_seconds",
+            "Time an inference job waited for a CPU slot and a model thread, by stage.",
+            ["stage"], registry=self.registry, buckets=LATENCY_BUCKETS)
         self.tts_latency = histogram("tom_tts_latency_seconds",
                                      "Time from a sentence to its first synthesised audio.")
         self.e2e_latency = histogram(
@@ -35,6 +37,13 @@ class Metrics:
         self.barge_in_latency = histogram(
             "tom_telephony_barge_in_latency_seconds",
             "From the barge-in decision to the assistant's audio being stopped.")
+        self.holding_phrases = Counter(
+            "tom_pipeline_holding_phrases",
+            "Times a caller heard the holding phrase because their answer could not start "
+            "within TOM_MAX_ANSWER_WAIT_S.", registry=self.registry)
+        self.loop_lag = histogram(
+            "tom_event_loop_lag_seconds",
+            "How late the event loop ran a 50 ms timer (time it was held by blocking work).")
         self.backpressure = Counter(
             "tom_pipeline_backpressure", "Times a producer had to wait for a full audio queue.",
             registry=self.registry)

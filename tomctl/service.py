@@ -9,6 +9,7 @@ from tomctl.config import Settings
 from tomctl.engine import Engine
 from tomctl.gateway.server import Gateway
 from tomctl.health import Selfcheck
+from tomctl.loop_lag import LoopLag
 from tomctl.privacy import NumberHasher
 from tomctl.store.calls import CallStore
 from tomctl.telephony.inbound import FreeSwitchLink
@@ -34,9 +35,11 @@ class Service:
         self.gateway = Gateway(settings.gateway, engine)
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
+        self.loop_lag = LoopLag(engine.metrics)
 
     def start(self) -> None:
         """The engine must be started; prompts are written before the first call can come."""
+        self.loop_lag.start()
         self.store.start()
         self.spool.start()
         self.listener.start()
@@ -50,6 +53,7 @@ class Service:
         self.listener.stop(timeout_s)
         self.link.stop()
         self.store.close()
+        self.loop_lag.stop()
 
     def _handle_call(self, connection) -> None:
         CallController(connection, self.calls).run()

@@ -45,6 +45,10 @@ class AudioSink(Protocol):
 
     def wait_idle(self, timeout_s: float) -> bool: ...
 
+    def when_sent(self, index: int, callback: Callable[[float], None]) -> None: ...
+                                          # callback(monotonic time) once frame ``index``
+                                          # has left; never if it is cleared unsent
+
 
 class PacedSink:
     def __init__(self, send: Callable[[bytes], None], rate: int, metrics: Metrics,
@@ -63,6 +67,7 @@ class PacedSink:
         self._idle = gevent.event.Event()
         self._idle.set()
         self._greenlet: gevent.Greenlet | None = None
+        self._watches: list[tuple[int, Callable[[float], None]]] = []
         self.last_sent_at = 0.0
 
     @property
@@ -104,8 +109,12 @@ class PacedSink:
         self._held = False
         self._work.set()
 
+    def when_sent(self, index: int, callback: Callable[[float], None]) -> None:
+        self._watches.append((index, callback))
+
     def clear(self) -> None:
         """Drop every frame not yet sent."""
+        self._watches.clear()
         self._epoch += 1
         self._pending.clear()
         self._position = self._queued
@@ -115,6 +124,12 @@ class PacedSink:
 
     def wait_idle(self, timeout_s: float) -> bool:
         return self._idle.wait(timeout=timeout_s)
+
+    def _fire_watches(self) -> None:
+        due = [w for w in self._watches if w[0] < self._position]
+        self._watches = [w for w in self._watches if w[0] >= self._position]
+        for _, callback in due:
+            callback(self.last_sent_at)
 
     def _run(self) -> None:
         next_at = 0.0
@@ -134,5 +149,7 @@ class PacedSink:
             self._send(self._pending.popleft())
             self._position += 1
             self.last_sent_at = time.monotonic()
+            if self._watches:
+                self._fire_watches()
             next_at += _FRAME_S
             self._room.set()

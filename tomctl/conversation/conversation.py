@@ -19,7 +19,7 @@ import gevent.event
 import gevent.queue
 import numpy as np
 
-from tomctl.audio.energy import EnergyOnset
+from tomctl.audio.energy import MIN_LOUD_RMS, EnergyOnset
 from tomctl.audio.frames import FRAME_MS, StreamResampler, check_rate, pcm_to_float
 from tomctl.audio.sink import AudioSink
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
@@ -30,10 +30,13 @@ from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.errors import PipelineError
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
+from tomctl.speech.scheduler import QUEUE_TIMEOUT_S
+from tomctl.speech.scheduling import Turn
 from tomctl.speech.whisper import Transcript
 
 log = logging.getLogger(__name__)
 
+# Between two events of a completion once it computes; its wait in the queue is not counted.
 LLM_STEP_TIMEOUT_S = 15.0
 # Answer speculatively once the caller has been silent this long: Whisper, the LLM and the
 # first sentence's synthesis run during the rest of the end-of-turn silence, and the audio is
@@ -52,18 +55,23 @@ EventCallback = Callable[..., None]
 @dataclasses.dataclass(frozen=True)
 class Utterance:
     audio: np.ndarray
-    speech_end_at: float      # monotonic time the caller stopped speaking
+    turn: Turn                # when the caller stopped speaking, for the scheduler
     transcription: Any = None  # a speculative STT job over the same speech, if one ran
     text: str = ""            # typed input (keypad digits): no speech to transcribe
     provisional: "Provisional | None" = None  # set for a turn answered before its end
+
+    @property
+    def speech_end_at(self) -> float:
+        return self.turn.speech_end_at
 
 
 class Provisional:
     """The verdict on a turn answered during its end-of-turn silence: confirmed when the
     silence completes, withdrawn when the caller speaks again. Its audio waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, turn: Turn) -> None:
         self._decided = gevent.event.Event()
+        self._turn = turn
         self.confirmed = False
 
     @property
@@ -72,6 +80,7 @@ class Provisional:
 
     def confirm(self) -> None:
         self.confirmed = True
+        self._turn.confirmed = True     # its work now ranks as a waiting caller's
         self._decided.set()
 
     def withdraw(self) -> None:
@@ -102,12 +111,15 @@ class Conversation:
         self._detector = TurnDetector(turns, CHUNK_MS)
         self._utterances: gevent.queue.Queue = gevent.queue.Queue()
         self._history: list[dict[str, str]] = []
+        self._llm_key = object()               # which LLM copy holds this history
         self._history_limit = 2 * engine.settings.speech.llm_history_turns
         self._reply: Reply | None = None
         self._held_at: float | None = None    # when TOM's audio was held for the caller
         self._hold_latency_s = 0.0
         self._unanswered: np.ndarray | None = None  # audio of a turn abandoned before any answer
         self._speech_end_at = 0.0
+        self._last_audible_at = 0.0           # estimated time of the caller's last audible sample
+        self._max_answer_wait_s = turns.max_answer_wait_s
         self._speculation: Any = None          # STT job started during the end-of-turn silence
         self._speculation_stop = StopFlag()
         self._provisional: Provisional | None = None   # the turn being answered speculatively
@@ -151,7 +163,8 @@ class Conversation:
 
     def hear_text(self, text: str) -> None:
         """A turn the caller typed (keypad digits) rather than spoke."""
-        self._utterances.put(Utterance(np.zeros(0, np.float32), time.monotonic(), text=text))
+        self._utterances.put(Utterance(np.zeros(0, np.float32), Turn(time.monotonic()),
+                                       text=text))
 
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
@@ -166,13 +179,16 @@ class Conversation:
         """One frame of caller audio (s16le mono at the conversation's rate)."""
         now = time.monotonic()
         samples = pcm_to_float(pcm)
+        self._note_audible(samples, now)
         voice_sign = self._energy.is_loud(samples)
         for probability, chunk in self._vad.process(self._resampler.process(samples)):
             before = self._detector.state
             for detected in self._detector.push(probability, chunk):
                 self._on_detected(detected, now)
             if self._detector.state is SpeechState.STOPPING and before is SpeechState.SPEAKING:
-                self._speech_end_at = now
+                # The VAD hears the end a chunk or more late; the caller's wait for the
+                # answer starts with their last audible sample.
+                self._speech_end_at = min(self._last_audible_at, now)
             elif self._detector.state is not SpeechState.STOPPING:
                 self._drop_speculation()
             voice_sign = voice_sign or probability >= self._hold_threshold \
@@ -181,19 +197,32 @@ class Conversation:
         if voice_sign:
             self._last_voice_sign_ms = self._audio_ms
         self._take_turn_decision(now)
-        self._maybe_speculate()
+        self._maybe_speculate(now)
 
-    def _maybe_speculate(self) -> None:
+    def _note_audible(self, samples: np.ndarray, now: float) -> None:
+        """Remember when the frame's last sample above the line's noise was spoken: the
+        frame arrived at ``now``, when its last sample had just been spoken."""
+        loud = np.flatnonzero(np.abs(samples) > max(MIN_LOUD_RMS, self._energy.floor * 4))
+        if len(loud):
+            self._last_audible_at = now - float(len(samples) - 1 - loud[-1]) / self.rate
+
+    def _maybe_speculate(self, now: float) -> None:
+        # The VAD hears silence a chunk or three after the caller's last audible sample, and
+        # a trailing syllable can make it start counting again: the caller's own silence,
+        # once the VAD agrees that it is silence, is the earlier and steadier signal.
+        silent_ms = max(self._detector.silence_ms, (now - self._last_audible_at) * 1000)
         if (self._speculation is None and self._unanswered is None
                 and self._detector.state is SpeechState.STOPPING
-                and self._detector.silence_ms >= SPECULATE_AFTER_MS
+                and silent_ms >= SPECULATE_AFTER_MS
                 and self._detector.speech_ms >= self._engine.settings.turns.min_utterance_ms
                 and self._phase() is not ReplyPhase.SPEAKING):
             self._speculation_stop = StopFlag()
             audio = self._detector.audio_so_far()
-            self._speculation = self._engine.transcribe_async(audio, self._speculation_stop)
-            self._provisional = Provisional()
-            self._utterances.put(Utterance(audio, self._speech_end_at, self._speculation,
+            turn = Turn(self._speech_end_at, confirmed=False)
+            self._speculation = self._engine.transcribe_async(audio, self._speculation_stop,
+                                                              turn)
+            self._provisional = Provisional(turn)
+            self._utterances.put(Utterance(audio, turn, self._speculation,
                                            provisional=self._provisional))
 
     def _drop_speculation(self) -> None:
@@ -211,7 +240,7 @@ class Conversation:
         elif isinstance(detected, NoiseDiscarded):
             event(log, "noise_discarded", level=logging.DEBUG, speech_ms=detected.speech_ms)
             if self._unanswered is not None:  # never leave a restarted turn unanswered
-                self._utterances.put(Utterance(self._unanswered, now))
+                self._utterances.put(Utterance(self._unanswered, Turn(now)))
                 self._unanswered = None
         elif isinstance(detected, UtteranceEnded):
             if self._provisional is not None and not self._provisional.withdrawn \
@@ -231,7 +260,7 @@ class Conversation:
             speech_end = now if detected.cut else self._speech_end_at
             speculation = None if detected.cut else self._speculation
             self._speculation = None
-            self._utterances.put(Utterance(audio, speech_end, speculation))
+            self._utterances.put(Utterance(audio, Turn(speech_end), speculation))
 
     def _phase(self) -> ReplyPhase:
         reply = self._reply
@@ -258,12 +287,16 @@ class Conversation:
         elif action is Action.BARGE_IN:
             self._barge_in(now)
         elif action is Action.RESTART:
+            if self._reply.holding_phrase:
+                self._sink.clear()       # the caller talks over "one moment, please"
             self._reply.cancel()
             self._unanswered = self._reply.utterance_audio
             self._on_event("restart")
 
     def _barge_in(self, now: float) -> None:
         self._reply.interrupt()
+        if self._reply.history_entry is not None:
+            self._prime()          # the history now says what the caller actually heard
         # The caller stopped hearing TOM when the audio was held; that is the latency they felt.
         latency = self._hold_latency_s if self._held_at is not None else time.monotonic() - now
         self._held_at = None
@@ -285,6 +318,9 @@ class Conversation:
             reply.utterance_audio = utterance.audio
             reply.provisional = utterance.provisional
             self._reply = reply
+            holding = gevent.spawn_later(
+                max(0.0, utterance.speech_end_at + self._max_answer_wait_s - time.monotonic()),
+                self._hold_on, utterance, reply)
             try:
                 outcome = self._answer(utterance, reply)
             except (PipelineError, gevent.Timeout) as exc:
@@ -293,6 +329,7 @@ class Conversation:
                 event(log, "turn_crashed", level=logging.ERROR, exc_info=True,
                       conversation=self.id)
                 outcome = self._fall_back(utterance, reply, exc)
+            holding.kill(block=False)
             self._answering = False
             self._engine.metrics.record_turn(outcome)
             if outcome != "withdrawn":     # a speculative answer nobody heard: not a turn
@@ -303,7 +340,8 @@ class Conversation:
         if utterance.text:
             transcript, stt_s = Transcript(utterance.text, 0.0, 0.0, 0), 0.0
         else:
-            job = utterance.transcription or engine.transcribe_async(utterance.audio)
+            job = utterance.transcription or engine.transcribe_async(
+                utterance.audio, turn=utterance.turn)
             transcript, stt_s = engine.finish_transcription(job)
             if transcript is None:      # a speculation dropped while it waited for Whisper
                 return "withdrawn"
@@ -317,22 +355,26 @@ class Conversation:
             return "dropped"
         mailbox = HubMailbox()
         llm_started = time.monotonic()
-        engine.start_reply(engine.messages(self._history, transcript.text), reply.stop,
-                           lambda kind, value: mailbox.post((kind, value)), reply.first_audio)
-        latencies: dict[str, float] = {"stt_ms": stt_s * 1000}
+        ticket = engine.start_reply(engine.messages(self._history, transcript.text),
+                                    reply.stop, lambda kind, value: mailbox.post((kind, value)),
+                                    utterance.turn, key=self._llm_key)
+        latencies: dict[str, float] = {"stt_ms": stt_s * 1000, "llm_max_step_ms": 0.0}
+        last_step_at = llm_started
         while True:
-            kind, value = mailbox.get(timeout_s=LLM_STEP_TIMEOUT_S)
+            kind, value = self._next_llm_event(mailbox, ticket)
+            # The longest the LLM kept this caller waiting for its next piece of the answer.
+            latencies["llm_max_step_ms"] = max(latencies["llm_max_step_ms"],
+                                               (time.monotonic() - last_step_at) * 1000)
             if kind == "error":
                 raise value
             if kind == "done" or reply.stop.is_set():
                 break
-            if kind == "queue_wait":
-                engine.metrics.llm_queue_wait.observe(value)
-            elif kind == "first_token":
+            if kind == "first_token":
                 engine.metrics.llm_latency.observe(time.monotonic() - llm_started)
                 latencies["llm_first_token_ms"] = (time.monotonic() - llm_started) * 1000
             elif kind == "sentence":
                 self._speak_sentence(reply, value, utterance, latencies, transcript.text)
+            last_step_at = time.monotonic()
         if not self._verdict(utterance, reply):
             return "withdrawn"
         if reply.stop.is_set() and not reply.started:
@@ -344,6 +386,33 @@ class Conversation:
         if not reply.started:
             return "empty"
         return "interrupted" if reply.interrupted_at is not None else "answered"
+
+    @staticmethod
+    def _next_llm_event(mailbox: HubMailbox, ticket: Any) -> tuple[str, Any]:
+        """The completion's next event; the step deadline runs only once it computes."""
+        while True:
+            try:
+                return mailbox.get(timeout_s=LLM_STEP_TIMEOUT_S)
+            except gevent.queue.Empty:
+                if ticket.started.is_set():
+                    raise
+                ticket.started.wait(timeout=QUEUE_TIMEOUT_S)
+                if not ticket.started.is_set():
+                    raise
+
+    def _hold_on(self, utterance: Utterance, reply: Reply) -> None:
+        """The answer has not started within TOM_MAX_ANSWER_WAIT_S of the caller's last word:
+        say "one moment, please", so that the line is never silent for long."""
+        if utterance.provisional is not None and not utterance.provisional.wait(
+                VERDICT_TIMEOUT_S):
+            return
+        if reply.started or reply.stop.is_set():
+            return
+        reply.holding_phrase = True
+        self._sink.play(self._engine.phrase("holding", self.rate))
+        self._engine.metrics.holding_phrases.inc()
+        event(log, "holding_phrase", conversation=self.id,
+              waited_ms=round((time.monotonic() - utterance.speech_end_at) * 1000))
 
     def _verdict(self, utterance: Utterance, reply: Reply) -> bool:
         """For a speculative turn, wait until the caller's silence has lasted (True) or they
@@ -367,22 +436,29 @@ class Conversation:
     def _speak_sentence(self, reply: Reply, sentence: str, utterance: Utterance,
                         latencies: dict[str, float], user_text: str) -> None:
         started = time.monotonic()
-        frames = self._engine.synthesize(sentence, self.rate)
+        first = not reply.started
+        frames = self._engine.synthesize(sentence, self.rate, utterance.turn, first_audio=first)
         synthesis_s = time.monotonic() - started
         if reply.stop.is_set() or not frames or not self._verdict(utterance, reply):
-            reply.first_audio.set()
             return
-        first = not reply.started
         self._publish_transcript(reply, user_text)
-        reply.speak(sentence, frames)
+        start = reply.speak(sentence, frames)
+        utterance.turn.playout_ends_at = time.monotonic() + FRAME_MS / 1000 * (
+            self._sink.frames_queued - self._sink.position)
         self._on_event("reply_text", text=sentence)
         if first:
-            now = time.monotonic()
             self._engine.metrics.tts_latency.observe(synthesis_s)
-            self._engine.metrics.e2e_latency.observe(now - utterance.speech_end_at)
             latencies["tts_first_audio_ms"] = synthesis_s * 1000
-            latencies["e2e_ms"] = (now - utterance.speech_end_at) * 1000
-            self._on_event("reply_audio", e2e_ms=latencies["e2e_ms"])
+
+            def first_frame_sent(at: float) -> None:
+                # e2e as the caller feels it: their last audible sample to the answer's
+                # first frame leaving TOM.
+                e2e_s = at - utterance.speech_end_at
+                self._engine.metrics.e2e_latency.observe(e2e_s)
+                latencies["e2e_ms"] = e2e_s * 1000
+                self._on_event("reply_audio", e2e_ms=latencies["e2e_ms"])
+
+            self._sink.when_sent(start, first_frame_sent)
 
     def _remember(self, reply: Reply, user_text: str | None) -> None:
         """Record the exchange; the assistant's part is what the caller heard, and an
@@ -394,18 +470,22 @@ class Conversation:
             self._history.append(reply.history_entry)
         if len(self._history) > self._history_limit:
             self._trim_history()
+        self._prime()
+
+    def _prime(self) -> None:
+        """Have the LLM evaluate the history now, while the caller listens and speaks, so
+        that their next turn only costs their own words."""
+        self._engine.prime(self._engine.messages(self._history, ""), key=self._llm_key)
 
     def _trim_history(self) -> None:
         """Forget the older half of the history at once, not a turn at a time: llama.cpp
         reuses the evaluated prompt up to the first change, so a window sliding every turn
-        would make it evaluate the whole history again on every turn. After a trim the new
-        prefix is evaluated ahead of time, while the caller listens to the answer."""
+        would make it evaluate the whole history again on every turn."""
         keep = self._history_limit // 2
         cut = len(self._history) - keep
         while cut < len(self._history) and self._history[cut]["role"] != "user":
             cut += 1
         del self._history[:cut]
-        self._engine.prime(self._engine.messages(self._history, ""))
 
     def _fall_back(self, utterance: Utterance, reply: Reply, exc: BaseException) -> str:
         component = getattr(exc, "component", "pipeline")

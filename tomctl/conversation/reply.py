@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Sequence
 
 import numpy as np
@@ -48,15 +47,14 @@ class Reply:
         self.utterance_audio: np.ndarray | None = None  # what the caller said, for a restart
         self.provisional = None          # the verdict a speculative turn's audio waits for
         self.transcript_published = False
-        # Set once the first sentence's audio is queued (or the reply ends): the LLM thread
-        # waits for it. A real threading.Event: it is waited on outside the hub.
-        self.first_audio = threading.Event()
+        self.holding_phrase = False      # "one moment, please" was played while it was late
 
-    def speak(self, text: str, frames: Sequence[bytes]) -> None:
+    def speak(self, text: str, frames: Sequence[bytes]) -> int:
+        """Queue a sentence; returns the sink index of its first frame."""
         start = self._sink.frames_queued
         self.spoken.append(Spoken(text, start, start + len(frames)))
         self._sink.play(frames)
-        self.first_audio.set()
+        return start
 
     @property
     def started(self) -> bool:
@@ -70,12 +68,10 @@ class Reply:
     def cancel(self) -> None:
         """Stop producing; nothing was played yet, so nothing is cleared."""
         self.stop.set()
-        self.first_audio.set()
 
     def interrupt(self) -> None:
         """The caller barged in: stop producing, drop what is queued, remember what was heard."""
         self.stop.set()
-        self.first_audio.set()
         self.interrupted_at = self._sink.position
         self._sink.clear()
         if self.history_entry is not None:

@@ -1,19 +1,22 @@
 """The language model: llama.cpp through llama-cpp-python, streaming.
 
 One ``Llama`` object runs one completion at a time, so TOM loads TOM_LLM_INSTANCES copies
-and runs completions in a thread pool of exactly that size: requests beyond it wait in the
-pool's FIFO queue, and that wait is measured (tom_llm_queue_wait_seconds).
+and the scheduler has exactly that many LLM threads. A completion is first-audio work until
+its first sentence; after it, it checks between tokens whether a more urgent job (another
+caller's first audio) waits for its CPU slot, and lets it go first.
 
-The system prompt's KV state is reused between turns: llama-cpp-python keeps the evaluated
-tokens of the last completion and only evaluates the part of the next prompt after the
-longest common prefix. Every conversation's prompt starts with the same system prompt, so
-that prefix stays evaluated even when conversations take turns on one instance.
+Evaluated prompts are reused between turns: llama-cpp-python keeps the evaluated tokens of
+the last completion and only evaluates the part of the next prompt after the longest common
+prefix. A conversation's history is evaluated ahead of time (``prime``, while the caller
+speaks), and each conversation goes back to the copy that holds its history if that copy is
+free: evaluating a history anew costs a second or more on a small CPU, answering from a
+primed one a tenth of that. Every prompt starts with the same system prompt, so even a copy
+that served another conversation has that prefix evaluated.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import threading
 import time
 from pathlib import Path
@@ -24,11 +27,6 @@ from tomctl.speech.offload import StopFlag
 from tomctl.speech.sentences import SentenceSplitter
 
 Message = dict[str, str]
-
-# After its first sentence the LLM waits (at most this long) for that sentence's audio: on a
-# small CPU, generating the rest would slow Piper down exactly when the caller is waiting.
-# The rest is still ready long before the first sentence has been spoken.
-FIRST_AUDIO_WAIT_S = 0.5
 
 
 class LlamaLanguageModel:
@@ -41,7 +39,9 @@ class LlamaLanguageModel:
         self._temperature = temperature
         self._cpu_threads = cpu_threads
         self._gpu_layers = gpu_layers
-        self._free: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._free: list = []              # least recently used first
+        self._holds: dict[int, object] = {}  # id(copy) -> the conversation it has evaluated
 
     def load(self) -> None:
         from llama_cpp import Llama
@@ -49,41 +49,49 @@ class LlamaLanguageModel:
         for _ in range(self.instances):
             try:
                 model = Llama(str(self.path), n_ctx=self._context_tokens,
-                              n_threads=self._cpu_threads or None,
+                              n_threads=self._cpu_threads,
+                              n_threads_batch=self._cpu_threads,
                               n_gpu_layers=self._gpu_layers, verbose=False)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelError(f"LLM {self.path} could not be loaded (TOM_LLM_MODEL): {exc}") \
                     from exc
-            self._free.put(model)
+            self._free.append(model)
 
-    def prime(self, messages: list[Message]) -> None:
+    def prime(self, running, messages: list[Message], key: object = None) -> None:
         """Evaluate ``messages`` (ending with an empty user turn) so that the next completion
-        only evaluates what follows them. Blocking: runs in the LLM worker pool."""
-        with self._instance() as model:
+        of conversation ``key`` only evaluates what follows them. Blocking: runs in an LLM
+        thread of the scheduler (``running``)."""
+        with self._instance(key) as model:
+            _set_threads(model, running.threads)
             model.create_chat_completion(messages, max_tokens=1)
 
     @contextlib.contextmanager
-    def _instance(self) -> Iterator:
-        """A free Llama copy. Never waits: the pool has exactly one thread per copy."""
-        model = self._free.get()
+    def _instance(self, key: object) -> Iterator:
+        """The free copy holding ``key``'s history, else the least recently used one. Never
+        waits: the scheduler has exactly one LLM thread per copy."""
+        with self._lock:
+            model = next((m for m in self._free
+                          if key is not None and self._holds.get(id(m)) is key), self._free[0])
+            self._free.remove(model)
+            self._holds[id(model)] = key
         try:
             yield model
         finally:
-            self._free.put(model)
+            with self._lock:
+                self._free.append(model)
 
-    def stream_sentences(self, messages: list[Message], stop: StopFlag,
-                         emit: Callable[[str, object], None], submitted_at: float,
-                         first_audio: threading.Event | None = None) -> None:
-        """Generate a reply and ``emit`` ("queue_wait", s), ("first_token", s),
-        ("sentence", text)… then return. Blocking: runs in the LLM worker pool."""
-        with self._instance() as model:
-            self._stream(model, messages, stop, emit, submitted_at, first_audio)
+    def stream_sentences(self, running, messages: list[Message], stop: StopFlag,
+                         emit: Callable[[str, object], None], key: object = None) -> None:
+        """Generate a reply for conversation ``key`` and ``emit`` ("first_token", s),
+        ("sentence", text)… then return. Blocking: runs in an LLM thread of the scheduler
+        (``running``)."""
+        with self._instance(key) as model:
+            self._stream(model, messages, stop, emit, running)
 
     def _stream(self, model, messages: list[Message], stop: StopFlag,
-                emit: Callable[[str, object], None], submitted_at: float,
-                first_audio: threading.Event | None) -> None:
+                emit: Callable[[str, object], None], running) -> None:
         started: float | None = time.monotonic()
-        emit("queue_wait", started - submitted_at)
+        threads = _set_threads(model, running.threads)
         splitter = SentenceSplitter()
         try:
             chunks = model.create_chat_completion(
@@ -101,9 +109,11 @@ class LlamaLanguageModel:
                         started = None
                     for sentence in splitter.push(delta):
                         emit("sentence", sentence)
-                        if first_audio is not None:
-                            first_audio.wait(FIRST_AUDIO_WAIT_S)
-                            first_audio = None
+                        running.first_audio_done()
+                    if not running.job.first_audio:
+                        running.checkpoint()
+                        if running.threads != threads:
+                            threads = _set_threads(model, running.threads)
             finally:
                 chunks.close()
             if not stop.is_set():
@@ -111,3 +121,12 @@ class LlamaLanguageModel:
                     emit("sentence", sentence)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise LanguageModelError(f"LLM completion failed: {exc}") from exc
+
+
+def _set_threads(model, threads: int) -> int:
+    """Compute with ``threads`` from the next evaluation on: as many as the scheduler's slots
+    for this job allow, never more (a thread more than its cores would stall every step)."""
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(model.ctx, threads, threads)
+    return threads

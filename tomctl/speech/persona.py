@@ -15,7 +15,7 @@ from tomctl.config import PersonaSettings
 from tomctl.errors import ConfigError
 
 BUNDLED_DIR = Path(__file__).parent / "prompts"
-PHRASES = ("greeting", "fallback", "reprompt", "goodbye", "handover")
+PHRASES = ("greeting", "fallback", "reprompt", "goodbye", "handover", "holding")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,11 +16,12 @@ _VOLUME = 0.7
 
 
 class PiperTextToSpeech:
-    def __init__(self, voice_path: Path, use_cuda: bool, cpu_threads: int) -> None:
+    def __init__(self, voice_path: Path, use_cuda: bool, thread_choices: list[int]) -> None:
         self.voice_path = voice_path
         self.use_cuda = use_cuda
-        self._cpu_threads = cpu_threads
+        self._thread_choices = thread_choices
         self._voice = None
+        self._voices: dict[int, object] = {}   # one ONNX session per thread count
 
     def load(self) -> None:
         import onnxruntime
@@ -31,28 +32,38 @@ class PiperTextToSpeech:
         try:
             config = PiperConfig.from_dict(json.loads(
                 Path(f"{self.voice_path}.json").read_text(encoding="utf-8")))
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self._cpu_threads
-            options.log_severity_level = 3
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda \
                 else ["CPUExecutionProvider"]
-            session = onnxruntime.InferenceSession(str(self.voice_path), sess_options=options,
-                                                   providers=providers)
-            self._voice = PiperVoice(config=config, session=session,
-                                     espeak_data_dir=Path(ESPEAK_DATA_DIR),
-                                     download_dir=self.voice_path.parent)
+            for threads in self._thread_choices:
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                # Between runs ONNX Runtime's workers would spin for a while, burning a core
+                # the scheduler has handed to another job (one thread has no pool at all).
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                options.log_severity_level = 3
+                session = onnxruntime.InferenceSession(str(self.voice_path),
+                                                       sess_options=options,
+                                                       providers=providers)
+                self._voices[threads] = PiperVoice(config=config, session=session,
+                                                   espeak_data_dir=Path(ESPEAK_DATA_DIR),
+                                                   download_dir=self.voice_path.parent)
+            self._voice = self._voices[self._thread_choices[0]]
         except Exception as exc:  # json, onnxruntime and piper each raise their own errors
             raise ModelError(f"Piper voice {self.voice_path} could not be loaded "
                              f"(TOM_TTS_VOICE): {exc}") from exc
         self._syn_config = SynthesisConfig(volume=_VOLUME)
         self.sample_rate = config.sample_rate
 
-    def synthesize(self, text: str, rate: int) -> list[bytes]:
-        """Speak ``text`` as 20 ms s16le frames at ``rate``. Blocking: call it in a worker."""
+    def synthesize(self, text: str, rate: int, threads: int = 0) -> list[bytes]:
+        """Speak ``text`` as 20 ms s16le frames at ``rate``, computing with at most
+        ``threads`` threads. Blocking: call it in a worker."""
         if self._voice is None:
             raise RuntimeError("PiperTextToSpeech.load() has not run")
+        fitting = [n for n in self._voices if n <= threads]
+        voice = self._voices[max(fitting)] if fitting else self._voice
         try:
-            chunks = [c.audio_float_array for c in self._voice.synthesize(text, self._syn_config)]
+            chunks = [c.audio_float_array for c in voice.synthesize(text, self._syn_config)]
         except (RuntimeError, ValueError) as exc:
             raise TextToSpeechError(f"synthesis failed: {exc}") from exc
         if not chunks:

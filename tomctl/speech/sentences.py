@@ -23,7 +23,7 @@ def speakable(text: str) -> str:
 class SentenceSplitter:
     """Feed text deltas with :meth:`push`; collect complete pieces; :meth:`flush` the rest."""
 
-    def __init__(self, min_chars: int = 12, first_clause_words: int = 5) -> None:
+    def __init__(self, min_chars: int = 12, first_clause_words: int = 2) -> None:
         self._buffer = ""
         self._min_chars = min_chars
         self._first_clause_words = first_clause_words

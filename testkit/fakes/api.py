@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from tests.fakes.channel import TICK_S, cause_name, local_stamp
-from tests.fakes.media import read_wav_pcm, wav_info, split_file_prefix
+from testkit.fakes.channel import TICK_S, cause_name, local_stamp
+from testkit.fakes.media import read_wav_pcm, wav_info, split_file_prefix
 
 if TYPE_CHECKING:
-    from tests.fakes.call import FakeCall
-    from tests.fakes.listener import EslConnection
-    from tests.fakes.switch import FakeSwitch
+    from testkit.fakes.call import FakeCall
+    from testkit.fakes.listener import EslConnection
+    from testkit.fakes.switch import FakeSwitch
 
 BROADCAST_SYNTAX = "<uuid> <path> [aleg|bleg|holdb|both]"
 BREAK_SYNTAX = "<uuid> [all]"

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 import gevent
 import gevent.event
 
-from tests.fakes.apps import Apps
-from tests.fakes.channel import TICK_S, cause_name, tick_us
-from tests.fakes.media import CNG_FRAME, Unicast
-from tests.fakes.wire import Command
+from testkit.fakes.apps import Apps
+from testkit.fakes.channel import TICK_S, cause_name, tick_us
+from testkit.fakes.media import CNG_FRAME, Unicast
+from testkit.fakes.wire import Command
 
 if TYPE_CHECKING:
-    from tests.fakes.call import FakeCall
+    from testkit.fakes.call import FakeCall
 
 
 def message_from(command: Command) -> dict[str, str]:

@@ -14,13 +14,13 @@ import gevent
 import gevent.event
 from gevent import socket
 
-from tests.fakes.channel import Channel, cause_name
-from tests.fakes.media import CallerAudio
-from tests.fakes.outbound import OutboundSocket
-from tests.fakes.session import Session
+from testkit.fakes.channel import TICK_S, Channel, cause_name
+from testkit.fakes.media import CallerAudio
+from testkit.fakes.outbound import OutboundSocket
+from testkit.fakes.session import Session
 
 if TYPE_CHECKING:
-    from tests.fakes.switch import FakeSwitch
+    from testkit.fakes.switch import FakeSwitch
 
 
 class FakeCall:
@@ -98,6 +98,12 @@ class FakeCall:
         return b"".join(data for _, data in self.heard)
 
     # -- what the caller does ------------------------------------------------------------
+    def say(self, pcm: bytes) -> float:
+        """The caller speaks ``pcm`` from the next frame not yet sent; returns where it
+        starts, in seconds of caller audio since the answer (see ``audio_position_s``)."""
+        next_index = int(self.audio_position_s / TICK_S) + 1
+        return self.caller.say(pcm, next_index) * TICK_S
+
     def send_dtmf(self, digits: str) -> None:
         """The caller presses keys: DTMF events 20 ms apart, as `uuid_send_dtmf <A>` gave."""
         self.session.dtmf.extend(digits)

@@ -16,11 +16,11 @@ import gevent
 import gevent.event
 import gevent.queue
 
-from tests.fakes import wire
-from tests.fakes.wire import Command, Event
+from testkit.fakes import wire
+from testkit.fakes.wire import Command, Event
 
 if TYPE_CHECKING:
-    from tests.fakes.switch import FakeSwitch
+    from testkit.fakes.switch import FakeSwitch
 
 _CLOSE = object()
 

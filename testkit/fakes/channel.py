@@ -8,7 +8,7 @@ import time
 import uuid as uuidlib
 from typing import Callable
 
-from tests.fakes.wire import Event, Headers
+from testkit.fakes.wire import Event, Headers
 
 TICK_S = 0.02  # the session timer: 20 ms L16 frames at 8 kHz (CAPTURES 6.1)
 

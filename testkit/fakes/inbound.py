@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.fakes import wire
-from tests.fakes.listener import MYEVENTS, EslConnection
-from tests.fakes.wire import Command
+from testkit.fakes import wire
+from testkit.fakes.listener import MYEVENTS, EslConnection
+from testkit.fakes.wire import Command
 
 if TYPE_CHECKING:
-    from tests.fakes.switch import FakeSwitch
+    from testkit.fakes.switch import FakeSwitch
 
 
 class InboundConnection(EslConnection):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import gevent
 from gevent import socket
 
-DATA = pathlib.Path(__file__).resolve().parent.parent / "data" / "freeswitch"
+DATA = pathlib.Path(__file__).resolve().parent / "data" / "freeswitch"
 _ENTRY = re.compile(rb"### \[t=\+([0-9.]+)s\] (SEND|RECV) (\d+) bytes([^\n]*)\n")
 
 

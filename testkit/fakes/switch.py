@@ -13,12 +13,12 @@ import gevent
 import gevent.pool
 from gevent import socket
 
-from tests.fakes.api import Api
-from tests.fakes.call import FakeCall
-from tests.fakes.channel import Core
-from tests.fakes.inbound import InboundConnection
-from tests.fakes.listener import EslConnection
-from tests.fakes.wire import Event
+from testkit.fakes.api import Api
+from testkit.fakes.call import FakeCall
+from testkit.fakes.channel import Core
+from testkit.fakes.inbound import InboundConnection
+from testkit.fakes.listener import EslConnection
+from testkit.fakes.wire import Event
 
 
 class FakeSwitch:

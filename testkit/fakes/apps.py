@@ -1,6 +1,6 @@
 """The dialplan apps the fake session runs: answer, park, playback, hangup, transfer.
 
-A mixin of Session (tests/fakes/session.py), which provides fire(), the tick clock, the
+A mixin of Session (testkit/fakes/session.py), which provides fire(), the tick clock, the
 private-event queue and the unicast teardown these apps use.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from tests.fakes.channel import TICK_S, cause_name
-from tests.fakes.media import split_file_prefix, wav_info
+from testkit.fakes.channel import TICK_S, cause_name
+from testkit.fakes.media import split_file_prefix, wav_info
 
 # Samples per file read: 02-s1's break shows playback_samples 32768 with 23200 played, i.e.
 # whole blocks plus one read ahead (inferred from that one run).

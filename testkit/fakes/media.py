@@ -54,6 +54,13 @@ class CallerAudio:
     def __init__(self, pcm: bytes) -> None:
         self.pcm = pcm
 
+    def say(self, pcm: bytes, from_index: int) -> int:
+        """Speak ``pcm`` from frame ``from_index`` on (or after what is still to be said);
+        returns the frame index it starts at. A caller who answers what they hear."""
+        start = max(from_index, -(-len(self.pcm) // FRAME_BYTES))
+        self.pcm = self.pcm.ljust(start * FRAME_BYTES, b"\0") + pcm
+        return start
+
     def frame(self, index: int) -> bytes:
         if index < 0:
             return SILENCE

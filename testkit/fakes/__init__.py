@@ -9,7 +9,7 @@
 Modules: wire (bytes on the wire), channel (channel data and event headers), session (the
 park loop), apps (answer, park, playback, hangup, transfer), media (unicast UDP, WAV),
 listener (one ESL connection), inbound (the switch's own listener), outbound (the outbound
-socket), api (api/bgapi commands), call (FakeCall), switch (FakeSwitch); rawclient holds
+socket), api (api/bgapi commands), call (FakeCall), switch (FakeSwitch); tests/rawclient.py holds
 the raw-socket helpers the self-tests (tests/test_fake_switch.py) use.
 It imports nothing from tomctl.
 
@@ -26,7 +26,7 @@ channel of its own are not modelled (the A leg uuid only works for uuid_kill and
 uuid_send_dtmf); DTMF `*` does not stop a playback.
 """
 
-from tests.fakes.call import FakeCall
-from tests.fakes.switch import FakeSwitch
+from testkit.fakes.call import FakeCall
+from testkit.fakes.switch import FakeSwitch
 
 __all__ = ["FakeCall", "FakeSwitch"]

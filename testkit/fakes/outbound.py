@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.fakes import wire
-from tests.fakes.listener import MYEVENTS, EslConnection
-from tests.fakes.wire import Command
+from testkit.fakes import wire
+from testkit.fakes.listener import MYEVENTS, EslConnection
+from testkit.fakes.wire import Command
 
 if TYPE_CHECKING:
-    from tests.fakes.call import FakeCall
+    from testkit.fakes.call import FakeCall
 
 # s3: `linger 3` gave the goodbye 3.2 s after the linger notice (FreeSWITCH compares whole
 # epoch seconds, so anything in (N, N+1] s is faithful).

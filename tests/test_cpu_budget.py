@@ -1,0 +1,93 @@
+"""The CPU budget with the real models: every model computes with the threads the budget
+gives it, and a long conversation never has more threads computing than the budget's cores.
+
+Two thread pools on two cores made long conversations stall: llama.cpp, Whisper and Piper
+each started a thread per core, and when they ran at once (the history evaluated again
+while an answer was synthesised and the caller's next words transcribed) llama.cpp's
+threads waited at every step for a sibling that had lost its core. These tests fail on that
+mechanism, not on a timing.
+"""
+
+import gevent
+import pytest
+
+from testkit.harness import CallHarness
+from testkit.speech import silence
+from tomctl.engine import usable_cores
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_every_model_computes_with_the_threads_of_its_slots(engine):
+    budget = engine.budget
+    cores = engine.settings.speech.cpu_threads or usable_cores()
+    assert budget.slots * budget.threads_per_job <= cores
+    for model in engine.llm._free:
+        assert model.context_params.n_threads == budget.threads_per_job
+        assert model.context_params.n_threads_batch == budget.threads_per_job
+    assert engine.stt._cpu_threads == budget.threads_per_job
+    for threads, voice in engine.tts._voices.items():
+        options = voice.session.get_session_options()
+        assert options.intra_op_num_threads == threads <= budget.slots * budget.threads_per_job
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def keep_line_open(call) -> None:
+    second = silence(1.0, 8000)
+    while True:
+        call.feed(second)
+
+
+class BudgetWatch:
+    """Records, at every change of the scheduler's slots, how many threads compute."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+        self.peak_threads = 0
+        self.background_jobs = 0
+        self._dispatch = scheduler._dispatch
+        scheduler._dispatch = self.dispatch
+
+    def dispatch(self) -> None:
+        self._dispatch()
+        scheduler = self.scheduler
+        computing = scheduler.budget.slots - scheduler._free_slots
+        self.peak_threads = max(self.peak_threads,
+                                computing * scheduler.budget.threads_per_job)
+        assert scheduler._free_slots >= 0
+
+    def close(self) -> None:
+        self.scheduler._dispatch = self._dispatch
+
+
+def test_a_long_conversation_never_computes_with_more_threads_than_cores(engine):
+    """Fourteen typed turns, each after an interrupted greeting, with the caller's line
+    open all the time: every answer synthesised while the next is generated, the history
+    evaluated again after each turn, trimmed past TOM_LLM_HISTORY_TURNS."""
+    watch = BudgetWatch(engine.scheduler)
+    priming = []
+    prime = engine.prime
+    engine.prime = lambda messages, key=None: (priming.append(len(messages)),
+                                               prime(messages, key))[-1]
+    turns = 2 * engine.settings.speech.llm_history_turns + 2
+    try:
+        with CallHarness(engine, 8000) as call:
+            line = gevent.spawn(keep_line_open, call)
+            for number in range(turns):
+                call.conversation.say("greeting")
+                call.wait_for("reply_text", timeout_s=10)
+                call.conversation.interrupt()
+                seen = len(call.log)
+                call.conversation.hear_text(f"Question number {number}: do you sell tyres?")
+                done = call.wait_for("reply_done", timeout_s=60, since=seen)
+                assert done["text"], f"turn {number} was not answered"
+            line.kill()
+            history = call.conversation.history
+    finally:
+        watch.close()
+        engine.prime = prime
+    cores = engine.settings.speech.cpu_threads or usable_cores()
+    assert watch.peak_threads <= cores
+    assert len(history) <= 2 * engine.settings.speech.llm_history_turns
+    assert len(priming) >= turns                  # the history was evaluated ahead each turn
+    assert min(priming[turns:]) < max(priming)    # and trimmed on the way
