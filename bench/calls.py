@@ -26,6 +26,9 @@ its 20 ms span and stamps TOM's datagrams on arrival. Prints one JSON object:
   cpu_percent_per_listening_call  TOM's CPU per connected call whose caller is silent
   rss_mb                          TOM's peak resident memory
   slowest_turn                    the turn with the largest e2e
+  tom_stages                      TOM's own per-stage timings of the answered turns
+  cpu_percent_during_calls        CPU used while the calls talked: TOM, and this process
+                                  (the fake switch and its callers), in % of one core
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -49,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.fakes import FakeSwitch  # noqa: E402
 from testkit.measure import audible_span, cpu_seconds, pcm, percentiles, rss_mb  # noqa: E402
-from testkit.speech import espeak_say, piper_say  # noqa: E402
+from testkit.speech import espeak_say, noise_burst, piper_say  # noqa: E402
 from tomctl.speech import assets  # noqa: E402
 from tomctl.speech.piper import PiperTextToSpeech  # noqa: E402
 
@@ -64,13 +68,14 @@ QUESTIONS = ["Do you have brake pads for a Volkswagen Golf?",
 QUIET_S = 1.2            # TOM's answer has ended when nothing arrived for this long
 ANSWER_TIMEOUT_S = 20.0
 LISTEN_WINDOW_S = 10.0
+LINE_NOISE_RMS = 0.001   # -60 dBFS
 MAX_ANSWER_WAIT_S = 2.0
 TARGET_E2E_P95_MS = 1500
 
 
-def start_tom(calls: int) -> tuple[gevent.subprocess.Popen, dict]:
-    state = tempfile.mkdtemp(prefix="tom-bench-")
-    environ = {**os.environ, "TOM_LOG_FORMAT": "json", "TOM_LOG_LEVEL": "info",
+def start_tom(calls: int, state: str, log_path: str) -> tuple[gevent.subprocess.Popen, dict]:
+    environ = {**os.environ, "TOM_LOG_FORMAT": "json",
+               "TOM_LOG_LEVEL": "debug" if log_path else "info",
                "TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0", "TOM_ADMIN_PORT": "0",
                "TOM_DEV_ALLOW_NO_JWT": "true", "TOM_SILENCE_TIMEOUT_S": "120",
                "TOM_MAX_CALLS": str(max(calls, 1)), "TOM_FS_PASSWORD": "",
@@ -84,14 +89,21 @@ def start_tom(calls: int) -> tuple[gevent.subprocess.Popen, dict]:
         for line in process.stdout:
             entry = json.loads(line)
             if entry["event"] == "ready":
-                gevent.spawn(_drain, process)
+                gevent.spawn(_drain, process, log_path)
                 return process, entry
     raise RuntimeError(f"tomctl serve exited ({process.wait()}) before ready")
 
 
-def _drain(process) -> None:
-    for _ in process.stdout:
-        pass
+def _drain(process, log_path: str) -> None:
+    """Keep TOM's log pipe from filling up; keep the log if asked to."""
+    sink = open(log_path, "wb") if log_path else None
+    try:
+        for line in process.stdout:
+            if sink is not None:
+                sink.write(line)
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 def admin_get(port: int, path: str) -> str:
@@ -105,6 +117,21 @@ def holding_phrases(port: int) -> float:
     match = re.search(r"^tom_pipeline_holding_phrases_total (\S+)$",
                       admin_get(port, "/metrics"), re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def tom_stage_timings(db_path: str) -> dict:
+    """Where the time went, as TOM recorded it per answered turn (its call store)."""
+    with sqlite3.connect(db_path) as db:
+        rows = db.execute("select stt_ms, llm_first_token_ms, tts_first_audio_ms, e2e_ms "
+                          "from turns where outcome = 'answered'").fetchall()
+    names = ("stt", "llm_first_token", "tts_first_audio", "e2e")
+    return {name: percentiles([row[i] for row in rows if row[i] is not None])
+            for i, name in enumerate(names)}
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def last_heard_at(call) -> float:
@@ -185,7 +212,9 @@ def listening_cost(switch: FakeSwitch, pid: int, calls: int) -> float:
     idle_before = cpu_seconds(pid)
     gevent.sleep(LISTEN_WINDOW_S)
     idle = (cpu_seconds(pid) - idle_before) / (time.monotonic() - started)
-    callers = [switch.place_call(b"") for _ in range(calls)]
+    # A silent caller on a real line still sends its line's noise, never digital zeros.
+    hiss = pcm(noise_burst(LISTEN_WINDOW_S + 30, RATE, level=LINE_NOISE_RMS))
+    callers = [switch.place_call(hiss) for _ in range(calls)]
     for call in callers:
         call.wait_answered(timeout_s=30)
     for call in callers:
@@ -201,14 +230,15 @@ def listening_cost(switch: FakeSwitch, pid: int, calls: int) -> float:
     return round(max(0.0, busy - idle) / calls * 100, 2)
 
 
-def run(calls: int, together: bool, questions: int) -> dict:
+def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
     tts = PiperTextToSpeech(assets.tts_voice_file(""), False, [1])
     tts.load()
     speaker = types.SimpleNamespace(tts=tts)
     voices = [lambda text: piper_say(speaker, text, RATE),
               lambda text: espeak_say(text, RATE, "en-us"),
               lambda text: espeak_say(text, RATE, "en-gb")]
-    process, ready = start_tom(calls)
+    state = tempfile.mkdtemp(prefix="tom-bench-")
+    process, ready = start_tom(calls, state, log_path)
     switch = FakeSwitch(tom_address=("127.0.0.1", ready["esl_port"]))
     switch.start()
     report: dict = {"asked": 0, "e2e": [], "barge_in": [], "turns": [], "unanswered": []}
@@ -218,6 +248,8 @@ def run(calls: int, together: bool, questions: int) -> dict:
         callers = [Caller(n, switch, [voices[(n + q) % len(voices)](
             QUESTIONS[(n + q) % len(QUESTIONS)]) for q in range(questions)], report)
             for n in range(calls)]
+        phase_started, bench_cpu = time.monotonic(), _own_cpu_s()
+        tom_cpu = cpu_seconds(process.pid)
         if together:
             for caller in callers:
                 caller.dial()
@@ -232,6 +264,9 @@ def run(calls: int, together: bool, questions: int) -> dict:
             begin = time.monotonic()
             gevent.joinall([gevent.spawn(c.staggered, begin + 3.0 * n / max(1, calls))
                             for n, c in enumerate(callers)], raise_error=True)
+        phase_s = time.monotonic() - phase_started
+        load = {"tom": round((cpu_seconds(process.pid) - tom_cpu) / phase_s * 100, 1),
+                "bench_and_fake_switch": round((_own_cpu_s() - bench_cpu) / phase_s * 100, 1)}
         for caller in callers:
             caller.hang_up()
         status = json.loads(admin_get(ready["admin_port"], "/status"))
@@ -242,6 +277,7 @@ def run(calls: int, together: bool, questions: int) -> dict:
         process.terminate()
         process.wait(timeout=30)
     e2e = percentiles(report["e2e"])
+    stages = tom_stage_timings(os.path.join(state, "calls.db"))
     slowest = max(report["turns"], key=lambda t: t["e2e_ms"], default=None)
     result = {
         "calls": calls, "pattern": "together" if together else "staggered",
@@ -256,6 +292,8 @@ def run(calls: int, together: bool, questions: int) -> dict:
         "cpu_percent_per_listening_call": listening,
         "rss_mb": peak_rss,
         "slowest_turn": slowest,
+        "tom_stages": stages,
+        "cpu_percent_during_calls": load,
         "unanswered": report["unanswered"],
         "budget": status["inference"],
         "cpu_count": os.cpu_count(),
@@ -272,9 +310,11 @@ def main() -> int:
     parser.add_argument("--together", action="store_true",
                         help="every caller asks at the same moment")
     parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--log", default="", metavar="FILE",
+                        help="keep TOM's debug log (every inference job's wait and run)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    report = run(args.calls, args.together, args.questions)
+    report = run(args.calls, args.together, args.questions, args.log)
     print(json.dumps(report, indent=None if args.json else 2))
     return 0
 

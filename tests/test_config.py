@@ -35,7 +35,7 @@ def test_defaults_load_and_values_are_parsed():
     ("TOM_LOG_PERSONAL_DATA", "maybe"),
     ("TOM_DEVICE", "tpu"),
     ("TOM_LANGUAGE", "fr"),
-    ("TOM_LLM_INSTANCES", "0"),
+    ("TOM_LLM_INSTANCES", "-1"),
 ])
 def test_an_invalid_value_fails_naming_the_variable(name, value):
     with pytest.raises(ConfigError, match=name):

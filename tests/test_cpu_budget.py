@@ -91,3 +91,22 @@ def test_a_long_conversation_never_computes_with_more_threads_than_cores(engine)
     assert len(history) <= 2 * engine.settings.speech.llm_history_turns
     assert len(priming) >= turns                  # the history was evaluated ahead each turn
     assert min(priming[turns:]) < max(priming)    # and trimmed on the way
+
+
+def test_a_quiet_line_rests_the_vad_model_and_speech_still_wakes_it(engine):
+    from testkit.speech import espeak_say, with_noise
+    from tomctl.audio.frames import resample
+    from tomctl.audio.vad import CHUNK_MS
+
+    stream = engine.vad.stream()
+    hiss = with_noise(silence(3.0, 16000) + 1e-3, 60)      # a silent caller's line noise
+    quiet = stream.process(hiss)
+    assert max(p for p, _ in quiet) < 0.1
+    assert stream.model_runs <= 10, "the model kept running on a quiet line"
+    speech = resample(espeak_say("Hello, I need new brake pads.", 8000), 8000, 16000)
+    heard = [p for p, _ in stream.process(speech)]
+    onset = next(i for i, p in enumerate(heard) if p >= engine.settings.turns.vad_threshold)
+    # The first syllable is scored within a few chunks, as on a line that was never quiet.
+    fresh = [p for p, _ in engine.vad.stream().process(speech)]
+    fresh_onset = next(i for i, p in enumerate(fresh) if p >= engine.settings.turns.vad_threshold)
+    assert onset <= fresh_onset + 1, (onset, fresh_onset, CHUNK_MS)

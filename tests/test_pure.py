@@ -20,7 +20,8 @@ def test_sentences_are_cut_at_punctuation_followed_by_space():
     pieces = []
     for delta in ["We open at 8.30 on Satur", "days. Call us any", "time! Bye"]:
         pieces += splitter.push(delta)
-    assert pieces == ["We open at 8.30 on Saturdays.", "Call us anytime!"]
+    # (the first piece ends before "on": see the first-piece tests below)
+    assert pieces == ["We open at 8.30", "on Saturdays.", "Call us anytime!"]
     assert splitter.flush() == ["Bye"]
 
 
@@ -41,6 +42,32 @@ def test_the_first_piece_is_short_so_that_the_caller_hears_it_soon():
     for token in ["I'm", " sorry", ",", " but", " we", " are", " closed", ",", " sadly", ". "]:
         pieces += splitter.push(token)
     assert pieces == ["I'm sorry,", "but we are closed, sadly."]
+
+
+def _stream(text):
+    """Feed ``text`` word by word, as the LLM streams it."""
+    splitter, pieces = SentenceSplitter(), []
+    for word in text.split(" "):
+        pieces += splitter.push(word + " ")
+    return pieces + splitter.flush()
+
+
+@pytest.mark.parametrize("text, pieces", [
+    # without punctuation, the first piece ends before a new phrase once it has four words
+    ("No I don't have brake pads for a Volkswagen Golf.",
+     ["No I don't have brake pads", "for a Volkswagen Golf."]),
+    ("My shop is located in the heart of town.", ["My shop is located", "in the heart of town."]),
+    ("Wir haben die Bremsbeläge leider nicht für Ihren Golf.",
+     ["Wir haben die Bremsbeläge leider nicht", "für Ihren Golf."]),
+    # and after six words at the latest
+    ("Our friendly team can certainly order every single part you need today.",
+     ["Our friendly team can certainly order", "every single part you need today."]),
+    # later sentences are never cut inside
+    ("Sure. Our friendly team can certainly order every single part you need for it.",
+     ["Sure. Our friendly team can certainly", "order every single part you need for it."]),
+])
+def test_the_first_piece_is_cut_at_a_phrase_when_punctuation_is_late(text, pieces):
+    assert _stream(text) == pieces
 
 
 def test_unspeakable_symbols_are_removed():

@@ -97,6 +97,7 @@ def _queue(*specs):
     ([("stt", "F", 1), ("tts", "S", 2)], {"stt": 1, "tts": 1}, 3, [(0, 1), (1, 2)]),
 ])
 def test_dispatch(specs, idle, slots, started):
+    # (without a reserve: see the next test)
     jobs = _queue(*specs)
     chosen = dispatch(jobs, idle, slots, NOW)
     assert [(job.seq, count) for job, count in chosen] == started
@@ -112,6 +113,22 @@ def test_dispatch(specs, idle, slots, started):
 def test_a_wide_job_narrows_as_soon_as_another_could_start(held, waiting, idle, keep):
     running = _job(first_audio=False, playout=NOW + 4)
     assert slots_to_keep(running, held, waiting, idle) == keep
+
+
+def _continuation(stage, seq, wide=1):
+    return Job(stage, False, Turn(NOW - 1, True, NOW + 5 + seq), seq, max_slots=wide)
+
+
+@pytest.mark.parametrize("jobs, free, started", [
+    # the rest of an answer never takes the last free slot …
+    ([_continuation("tts", 0)], 1, []),
+    ([_continuation("tts", 0), _continuation("llm", 1, wide=2)], 2, [(0, 1)]),
+    # … but a caller's first audio does
+    ([_continuation("tts", 0), _job(stage="stt", seq=1)], 1, [(1, 1)]),
+])
+def test_a_slot_is_kept_free_for_the_next_caller(jobs, free, started):
+    chosen = dispatch(jobs, {"stt": 1, "llm": 1, "tts": 2}, free, NOW, reserve=1)
+    assert [(job.seq, count) for job, count in chosen] == started
 
 
 def test_a_yielded_job_needs_only_a_slot():

@@ -94,6 +94,11 @@ class SpeechSettings:
                                       "LLM context window in tokens.", lambda v: v >= 256, ">= 256")
     llm_max_tokens: int = setting("TOM_LLM_MAX_TOKENS", 64,
                                   "Most tokens in one reply.", _positive, ">= 1")
+    llm_max_sentences: int = setting(
+        "TOM_LLM_MAX_SENTENCES", 2,
+        "Most sentences in one reply (the system prompt asks for one or two); what the model "
+        "writes beyond them is not generated. 0: no limit but TOM_LLM_MAX_TOKENS.",
+        _non_negative, ">= 0")
     llm_temperature: float = setting("TOM_LLM_TEMPERATURE", 0.3, "LLM sampling temperature.",
                                      lambda v: 0.0 <= v <= 2.0, "between 0 and 2")
     llm_history_turns: int = setting(

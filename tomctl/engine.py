@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 # Deadlines for a job once it computes; its wait in the queue is not held against them.
 STT_TIMEOUT_S = 10.0
 TTS_TIMEOUT_S = 10.0
-# Whisper takes one utterance at a time; Piper's ONNX session may run in two threads at once.
-STT_WORKERS = 1
+# Two callers' utterances may be transcribed at once (two CTranslate2 replicas), and two
+# sentences synthesised (an ONNX session runs in several threads at once).
+STT_WORKERS = 2
 TTS_WORKERS = 2
 WIDE_SLOTS = 2
 
@@ -90,11 +91,11 @@ class Engine:
         self.vad = SileroVad()
         self.stt = WhisperSpeechToText(
             assets.stt_model_dir(speech.stt_model), self.settings.persona.language, device,
-            threads, speech.stt_min_window_ms, speech.stt_no_speech_threshold)
+            threads, speech.stt_min_window_ms, speech.stt_no_speech_threshold, STT_WORKERS)
         self.llm = LlamaLanguageModel(
             assets.llm_model_file(speech.llm_model), self.llm_instances,
             speech.llm_context_tokens, speech.llm_max_tokens, speech.llm_temperature, threads,
-            speech.llm_gpu_layers if use_cuda else 0)
+            speech.llm_gpu_layers if use_cuda else 0, speech.llm_max_sentences)
         self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda,
                                      [threads * slots for slots in range(1, self._wide + 1)])
         for name, model, path in (("vad", self.vad, self.vad.path),

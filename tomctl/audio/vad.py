@@ -4,6 +4,11 @@ One :class:`SileroVad` per process holds the ONNX session; each conversation get
 :class:`VadStream` with its own recurrent state and 64-sample context. The model scores
 512-sample chunks (32 ms) of 16 kHz audio; a chunk costs well under a millisecond, so streams
 run on the gevent hub, inline with the audio they score.
+
+A listening call must cost next to nothing, and the model is most of that cost: once a line
+has been quieter than QUIET_RMS (-50 dBFS, far below any voice on a phone line, above its
+noise) for SETTLE_CHUNKS, further quiet chunks are scored 0 without running the model, whose
+state stays the settled silence it had.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from tomctl.errors import ModelError
 CHUNK_SAMPLES = 512
 CHUNK_MS = 32
 _CONTEXT_SAMPLES = 64
+QUIET_RMS = 10 ** (-50 / 20)
+SETTLE_CHUNKS = 8           # 256 ms of quiet scored by the model before it may rest
 
 
 def bundled_model_path() -> Path:
@@ -62,6 +69,8 @@ class VadStream:
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
         self._context = np.zeros(_CONTEXT_SAMPLES, dtype=np.float32)
         self._pending = np.zeros(0, dtype=np.float32)
+        self._quiet_chunks = 0
+        self.model_runs = 0
 
     def process(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Return (speech probability, chunk samples) for every complete chunk now available."""
@@ -69,6 +78,13 @@ class VadStream:
         scored = []
         while len(self._pending) >= CHUNK_SAMPLES:
             chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
+            quiet = float(np.sqrt(np.mean(np.square(chunk)))) < QUIET_RMS
+            self._quiet_chunks = self._quiet_chunks + 1 if quiet else 0
+            if self._quiet_chunks > SETTLE_CHUNKS:
+                self._context = chunk[-_CONTEXT_SAMPLES:]
+                scored.append((0.0, chunk))
+                continue
+            self.model_runs += 1
             window = np.concatenate([self._context, chunk])[np.newaxis, :]
             probability, self._h, self._c = self._session.run(
                 None, {"input": window, "h": self._h, "c": self._c})

@@ -163,8 +163,8 @@ class Conversation:
 
     def hear_text(self, text: str) -> None:
         """A turn the caller typed (keypad digits) rather than spoke."""
-        self._utterances.put(Utterance(np.zeros(0, np.float32), Turn(time.monotonic()),
-                                       text=text))
+        self._utterances.put(Utterance(np.zeros(0, np.float32),
+                                       Turn(time.monotonic(), owner=self.id), text=text))
 
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
@@ -218,7 +218,7 @@ class Conversation:
                 and self._phase() is not ReplyPhase.SPEAKING):
             self._speculation_stop = StopFlag()
             audio = self._detector.audio_so_far()
-            turn = Turn(self._speech_end_at, confirmed=False)
+            turn = Turn(self._speech_end_at, confirmed=False, owner=self.id)
             self._speculation = self._engine.transcribe_async(audio, self._speculation_stop,
                                                               turn)
             self._provisional = Provisional(turn)
@@ -240,7 +240,7 @@ class Conversation:
         elif isinstance(detected, NoiseDiscarded):
             event(log, "noise_discarded", level=logging.DEBUG, speech_ms=detected.speech_ms)
             if self._unanswered is not None:  # never leave a restarted turn unanswered
-                self._utterances.put(Utterance(self._unanswered, Turn(now)))
+                self._utterances.put(Utterance(self._unanswered, Turn(now, owner=self.id)))
                 self._unanswered = None
         elif isinstance(detected, UtteranceEnded):
             if self._provisional is not None and not self._provisional.withdrawn \
@@ -260,7 +260,8 @@ class Conversation:
             speech_end = now if detected.cut else self._speech_end_at
             speculation = None if detected.cut else self._speculation
             self._speculation = None
-            self._utterances.put(Utterance(audio, Turn(speech_end), speculation))
+            self._utterances.put(Utterance(audio, Turn(speech_end, owner=self.id),
+                                           speculation))
 
     def _phase(self) -> ReplyPhase:
         reply = self._reply
@@ -468,9 +469,13 @@ class Conversation:
         if reply.started:
             reply.history_entry = {"role": "assistant", "content": reply.text()}
             self._history.append(reply.history_entry)
-        if len(self._history) > self._history_limit:
+        trimmed = len(self._history) > self._history_limit
+        if trimmed:
             self._trim_history()
-        self._prime()
+        # A completion leaves its copy of the LLM with the history evaluated up to the end
+        # of its answer; a phrase TOM said without the LLM, or a trimmed history, is not.
+        if user_text is None or trimmed:
+            self._prime()
 
     def _prime(self) -> None:
         """Have the LLM evaluate the history now, while the caller listens and speaks, so

@@ -31,12 +31,14 @@ Message = dict[str, str]
 
 class LlamaLanguageModel:
     def __init__(self, path: Path, instances: int, context_tokens: int, max_tokens: int,
-                 temperature: float, cpu_threads: int, gpu_layers: int) -> None:
+                 temperature: float, cpu_threads: int, gpu_layers: int,
+                 max_sentences: int = 0) -> None:
         self.path = path
         self.instances = instances
         self._context_tokens = context_tokens
         self._max_tokens = max_tokens
         self._temperature = temperature
+        self._max_sentences = max_sentences     # 0: as many as max_tokens allow
         self._cpu_threads = cpu_threads
         self._gpu_layers = gpu_layers
         self._lock = threading.Lock()
@@ -110,6 +112,8 @@ class LlamaLanguageModel:
                     for sentence in splitter.push(delta):
                         emit("sentence", sentence)
                         running.first_audio_done()
+                    if self._max_sentences and splitter.sentences >= self._max_sentences:
+                        return      # a phone answer is short; what follows goes unsaid
                     if not running.job.first_audio:
                         running.checkpoint()
                         if running.threads != threads:

@@ -20,7 +20,8 @@ import gevent.event
 from tomctl.errors import PipelineError
 from tomctl.logs import event
 from tomctl.metrics import Metrics
-from tomctl.speech.scheduling import Budget, Job, Turn, dispatch, should_yield, slots_to_keep
+from tomctl.speech.scheduling import (Budget, Job, Turn, dispatch, should_yield, slots_to_keep,
+                                      urgency)
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +107,12 @@ class Scheduler:
             self._idle[stage] = count
             self._assigned[stage] = []
             for number in range(count):
-                thread = threading.Thread(target=self._work_loop, args=(stage,),
-                                          name=f"tom-{stage}-{number}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
+                self._threads.append(threading.Thread(
+                    target=self._work_loop, args=(stage,), name=f"tom-{stage}-{number}",
+                    daemon=True))
+        # Thread.start() waits for the thread to run, which on a busy machine can take
+        # longer than the hub may be kept waiting.
+        gevent.get_hub().threadpool.apply(lambda: [t.start() for t in self._threads])
 
     def submit(self, stage: str, fn: Callable[..., Any], *args: Any, first_audio: bool,
                turn: Turn | None, max_slots: int = 1) -> Ticket:
@@ -158,7 +161,7 @@ class Scheduler:
         if self._free_slots == 0 or not self._waiting:
             return
         chosen = dispatch([e.job for e in self._waiting], self._idle, self._free_slots,
-                          time.monotonic())
+                          time.monotonic(), self.budget.reserve)
         if not chosen:
             return
         slots = {id(job): count for job, count in chosen}
@@ -193,7 +196,9 @@ class Scheduler:
                 self._dispatch()
 
     def _run(self, entry: _Entry) -> None:
-        waited = time.monotonic() - entry.submitted_at
+        started = time.monotonic()
+        waited = started - entry.submitted_at
+        level = urgency(entry.job, started).name.lower()
         self._metrics.queue_wait.labels(stage=entry.job.stage).observe(waited)
         self._hand_back(entry.ticket.started.set)
         try:
@@ -202,6 +207,12 @@ class Scheduler:
             self._hand_back(entry.ticket.result.set_exception, exc)
         else:
             self._hand_back(entry.ticket.result.set, value)
+        if log.isEnabledFor(logging.DEBUG):
+            turn = entry.job.turn
+            event(log, "job_done", level=logging.DEBUG, stage=entry.job.stage, urgency=level,
+                  conversation=turn.owner if turn is not None else "",
+                  waited_ms=round(waited * 1000, 1),
+                  ran_ms=round((time.monotonic() - started) * 1000, 1))
 
     def _checkpoint(self, entry: _Entry) -> None:
         job = entry.job

@@ -47,12 +47,18 @@ class Turn:
     speech_end_at: float              # monotonic time the caller stopped speaking
     confirmed: bool = True            # False while the turn may still be withdrawn
     playout_ends_at: float | None = None   # when the answer audio queued so far runs out
+    owner: str = ""                   # the conversation, for logs
 
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
     slots: int              # inference jobs computing at once
     threads_per_job: int    # threads each model uses inside one job
+
+    @property
+    def reserve(self) -> int:
+        """Slots kept free of continuation and background work for the next caller."""
+        return 1 if self.slots >= 2 else 0
 
 
 def cpu_budget(cores: int) -> Budget:
@@ -100,19 +106,23 @@ def rank(job: Job, now: float) -> tuple[int, float, int]:
 
 
 def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots: int,
-             now: float) -> list[tuple[Job, int]]:
+             now: float, reserve: int = 0) -> list[tuple[Job, int]]:
     """The jobs to start now with their slots, in rank order: each needs a free slot and a
     model thread of its stage (a yielded job still has its own). A job that cannot start
     does not block lower ranked jobs of other stages. The jobs of one urgency level go wide
     into the slots their level leaves over before any job of a lower level starts: the
-    first sentence's audio gets both cores while the rest of the answer waits."""
+    first sentence's audio gets both cores while the rest of the answer waits.
+    Continuation and background work never take the last ``reserve`` free slots: a caller
+    who stops speaking finds a slot free instead of waiting for a sentence that is not
+    needed for seconds (a model call cannot be interrupted)."""
     idle = dict(idle_workers)
     started: list[list] = []
     ordered = sorted(waiting, key=lambda j: rank(j, now))
     for level in sorted({urgency(job, now) for job in ordered}):
+        kept = reserve if level >= Urgency.CONTINUATION else 0
         this_level = []
         for job in ordered:
-            if free_slots == 0 or urgency(job, now) != level:
+            if free_slots <= kept or urgency(job, now) != level:
                 continue
             if not job.holds_worker:
                 if idle.get(job.stage, 0) == 0:
@@ -121,7 +131,7 @@ def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots
             free_slots -= 1
             this_level.append([job, 1])
         for entry in this_level:
-            extra = min(free_slots, entry[0].max_slots - 1)
+            extra = max(0, min(free_slots - kept, entry[0].max_slots - 1))
             entry[1] += extra
             free_slots -= extra
         started += this_level

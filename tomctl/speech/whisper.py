@@ -88,11 +88,12 @@ def window_frames(samples: int, min_window_ms: int) -> int:
 
 class WhisperSpeechToText:
     def __init__(self, model_dir: Path, language: str, device: str, cpu_threads: int,
-                 min_window_ms: int, no_speech_threshold: float) -> None:
+                 min_window_ms: int, no_speech_threshold: float, workers: int = 1) -> None:
         self.model_dir = model_dir
         self.language = language
         self.device = device
         self._cpu_threads = cpu_threads
+        self._workers = workers                 # transcriptions that may run at once
         self._min_window_ms = min_window_ms
         self._no_speech_threshold = no_speech_threshold
         self._model = None
@@ -104,7 +105,8 @@ class WhisperSpeechToText:
         compute_type = "float16" if self.device == "cuda" else "int8"
         try:
             self._model = WhisperModel(str(self.model_dir), device=self.device,
-                                       compute_type=compute_type, cpu_threads=self._cpu_threads)
+                                       compute_type=compute_type, cpu_threads=self._cpu_threads,
+                                       num_workers=self._workers)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"Whisper model in {self.model_dir} could not be loaded "
                              f"(TOM_STT_MODEL): {exc}") from exc
