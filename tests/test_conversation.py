@@ -1,6 +1,9 @@
 """Conversations through the real bundled models, with speech generated in the tests."""
 
+import dataclasses
+
 import gevent
+import gevent.event
 import numpy as np
 import pytest
 
@@ -170,3 +173,43 @@ def test_a_pause_inside_the_question_withdraws_the_speculative_answer(engine):
         assert heard_during_pause == 0
         assert call.kinds().count("reply_done") == 1
     assert engine.metrics.turns.labels(outcome="withdrawn")._value.get() == withdrawn_before + 1
+
+
+class LateEngine:
+    """The real engine, whose LLM starts only once the caller has been told to hold on:
+    a machine too busy to answer within TOM_MAX_ANSWER_WAIT_S (0.5 s here)."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._told = gevent.event.Event()
+        self.settings = dataclasses.replace(
+            engine.settings, turns=dataclasses.replace(engine.settings.turns,
+                                                       max_answer_wait_s=0.5))
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def phrase(self, name, rate):
+        if name == "holding":
+            self._told.set()
+        return self._engine.phrase(name, rate)
+
+    def start_reply(self, *args, **kwargs):
+        self._told.wait(timeout=10)
+        return self._engine.start_reply(*args, **kwargs)
+
+
+def test_a_late_answer_is_preceded_by_the_holding_phrase(engine):
+    before = engine.metrics.holding_phrases._value.get()
+    with CallHarness(LateEngine(engine), 8000) as call:
+        call.conversation.hear_text("Do you have brake pads?")
+        call.wait_for("holding_phrase", timeout_s=10)
+        done = call.wait_for("reply_done", timeout_s=30)
+        assert done["text"], "the answer still came"
+        assert call.feed_silence_until_idle(timeout_s=30)
+        holding = b"".join(engine.phrase("holding", 8000))
+        heard = b"".join(frame for _, frame in call.heard)
+        # The caller heard "one moment, please" first, then the answer after it.
+        assert heard[:len(holding)] == holding and len(heard) > len(holding)
+        assert call.conversation.history[-1]["content"] == done["text"]
+    assert engine.metrics.holding_phrases._value.get() == before + 1

@@ -67,8 +67,8 @@ def test_a_long_conversation_never_computes_with_more_threads_than_cores(engine)
     watch = BudgetWatch(engine.scheduler)
     priming = []
     prime = engine.prime
-    engine.prime = lambda messages, key=None: (priming.append(len(messages)),
-                                               prime(messages, key))[-1]
+    engine.prime = lambda messages, key=None, stop=None: (priming.append(len(messages)),
+                                                          prime(messages, key, stop))[-1]
     turns = 2 * engine.settings.speech.llm_history_turns + 2
     try:
         with CallHarness(engine, 8000) as call:

@@ -44,7 +44,7 @@ def test_a_broken_voice_fails_to_load_with_a_clear_error(tmp_path):
     voice.with_suffix(".onnx.json").write_text(assets.tts_voice_file("").with_suffix(
         ".onnx.json").read_text())
     with pytest.raises(ModelError, match="voice.onnx.*TOM_TTS_VOICE"):
-        PiperTextToSpeech(voice, False, [1]).load()
+        gevent.get_hub().threadpool.apply(PiperTextToSpeech(voice, False, [1]).load)
 
 
 def test_a_broken_whisper_model_fails_to_load_with_a_clear_error(tmp_path):

@@ -121,15 +121,18 @@ class Engine:
     def _warm_up(self) -> None:
         """First inferences are slow (allocation, the system prompt's KV state): pay at start."""
         self.transcribe(np.zeros(16000, dtype=np.float32))
+        # Start-up work has the machine to itself: it runs as a caller's would.
         warming = [self.scheduler.submit("llm", self.llm.stream_sentences,
                                          self.messages([], "Hello."), StopFlag(),
-                                         lambda kind, value: None, first_audio=True, turn=None)
+                                         lambda kind, value: None, first_audio=True,
+                                         turn=Turn(time.monotonic()))
                    for _ in range(self.llm_instances)]
         for ticket in warming:
             ticket.get(run_timeout_s=60)
         for name, text in self.persona.phrases.items():
             for rate in SUPPORTED_RATES:
-                self._phrases[(name, rate)] = self.synthesize(text, rate)
+                self._phrases[(name, rate)] = self.synthesize(text, rate,
+                                                              Turn(time.monotonic()))
 
     def messages(self, history: list[Message], user_text: str) -> list[Message]:
         return [{"role": "system", "content": self.persona.system_prompt}, *history,
@@ -162,11 +165,16 @@ class Engine:
         return self.finish_transcription(self.transcribe_async(audio))[0]
 
     def synthesize(self, text: str, rate: int, turn: Turn | None = None,
-                   first_audio: bool = True) -> list[bytes]:
-        """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is."""
-        ticket = self.scheduler.submit(
-            "tts", lambda running: self.tts.synthesize(text, rate, running.threads),
-            first_audio=first_audio, turn=turn, max_slots=self._wide)
+                   first_audio: bool = True, stop: StopFlag | None = None) -> list[bytes]:
+        """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is.
+        No frames if ``stop`` is set before its turn comes (the answer was given up)."""
+        def work(running: Running) -> list[bytes]:
+            if stop is not None and stop.is_set():
+                return []
+            return self.tts.synthesize(text, rate, running.threads)
+
+        ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
+                                       max_slots=self._wide)
         return ticket.get(run_timeout_s=TTS_TIMEOUT_S)
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
@@ -188,10 +196,14 @@ class Engine:
         return self.scheduler.submit("llm", work, first_audio=True, turn=turn,
                                      max_slots=self._wide)
 
-    def prime(self, messages: list[Message], key: object = None) -> None:
+    def prime(self, messages: list[Message], key: object = None,
+              stop: StopFlag | None = None) -> None:
         """Evaluate conversation ``key``'s prompt prefix ahead of its next turn, as
-        background work."""
+        background work; skipped if ``stop`` is set before its turn comes (a newer history,
+        or the completion that evaluates it anyway)."""
         def work(running: Running) -> None:
+            if stop is not None and stop.is_set():
+                return
             try:
                 self.llm.prime(running, messages, key)
             except Exception:  # the thread boundary: priming is only an optimisation

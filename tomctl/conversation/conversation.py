@@ -112,6 +112,7 @@ class Conversation:
         self._utterances: gevent.queue.Queue = gevent.queue.Queue()
         self._history: list[dict[str, str]] = []
         self._llm_key = object()               # which LLM copy holds this history
+        self._prime_stop = StopFlag()          # the history evaluation still queued, if any
         self._history_limit = 2 * engine.settings.speech.llm_history_turns
         self._reply: Reply | None = None
         self._held_at: float | None = None    # when TOM's audio was held for the caller
@@ -132,6 +133,7 @@ class Conversation:
         self._greenlet = gevent.spawn(self._turn_loop)
 
     def close(self) -> None:
+        self._prime_stop.set()
         if self._reply is not None:
             self._reply.cancel()
         if self._greenlet is not None:
@@ -355,6 +357,7 @@ class Conversation:
             self._on_event("transcript_dropped", reason=transcript.dropped)
             return "dropped"
         mailbox = HubMailbox()
+        self._prime_stop.set()         # the completion evaluates the history itself
         llm_started = time.monotonic()
         ticket = engine.start_reply(engine.messages(self._history, transcript.text),
                                     reply.stop, lambda kind, value: mailbox.post((kind, value)),
@@ -412,6 +415,7 @@ class Conversation:
         reply.holding_phrase = True
         self._sink.play(self._engine.phrase("holding", self.rate))
         self._engine.metrics.holding_phrases.inc()
+        self._on_event("holding_phrase")
         event(log, "holding_phrase", conversation=self.id,
               waited_ms=round((time.monotonic() - utterance.speech_end_at) * 1000))
 
@@ -438,7 +442,8 @@ class Conversation:
                         latencies: dict[str, float], user_text: str) -> None:
         started = time.monotonic()
         first = not reply.started
-        frames = self._engine.synthesize(sentence, self.rate, utterance.turn, first_audio=first)
+        frames = self._engine.synthesize(sentence, self.rate, utterance.turn, first_audio=first,
+                                         stop=reply.stop)
         synthesis_s = time.monotonic() - started
         if reply.stop.is_set() or not frames or not self._verdict(utterance, reply):
             return
@@ -469,18 +474,19 @@ class Conversation:
         if reply.started:
             reply.history_entry = {"role": "assistant", "content": reply.text()}
             self._history.append(reply.history_entry)
-        trimmed = len(self._history) > self._history_limit
-        if trimmed:
+        if len(self._history) > self._history_limit:
             self._trim_history()
-        # A completion leaves its copy of the LLM with the history evaluated up to the end
-        # of its answer; a phrase TOM said without the LLM, or a trimmed history, is not.
-        if user_text is None or trimmed:
-            self._prime()
+        # Even after a completion: the answer as heard is tokenized afresh in the next
+        # prompt, and rarely into the very tokens the model generated.
+        self._prime()
 
     def _prime(self) -> None:
         """Have the LLM evaluate the history now, while the caller listens and speaks, so
         that their next turn only costs their own words."""
-        self._engine.prime(self._engine.messages(self._history, ""), key=self._llm_key)
+        self._prime_stop.set()         # a queued evaluation of an older history is moot
+        self._prime_stop = StopFlag()
+        self._engine.prime(self._engine.messages(self._history, ""), key=self._llm_key,
+                           stop=self._prime_stop)
 
     def _trim_history(self) -> None:
         """Forget the older half of the history at once, not a turn at a time: llama.cpp

@@ -28,6 +28,9 @@ from tomctl.speech.sentences import SentenceSplitter
 
 Message = dict[str, str]
 
+# A history evaluated ahead takes a tenth of a second or two; evaluating it anew, a second.
+WARM_COPY_WAIT_S = 1.0
+
 
 class LlamaLanguageModel:
     def __init__(self, path: Path, instances: int, context_tokens: int, max_tokens: int,
@@ -42,6 +45,7 @@ class LlamaLanguageModel:
         self._cpu_threads = cpu_threads
         self._gpu_layers = gpu_layers
         self._lock = threading.Lock()
+        self._returned = threading.Condition(self._lock)
         self._free: list = []              # least recently used first
         self._holds: dict[int, object] = {}  # id(copy) -> the conversation it has evaluated
 
@@ -69,9 +73,15 @@ class LlamaLanguageModel:
 
     @contextlib.contextmanager
     def _instance(self, key: object) -> Iterator:
-        """The free copy holding ``key``'s history, else the least recently used one. Never
+        """The copy holding ``key``'s history, else the least recently used free one. If
+        the copy holding it is busy (evaluating that very history ahead), waiting for it
+        is cheaper than evaluating the history again on another copy. Otherwise it never
         waits: the scheduler has exactly one LLM thread per copy."""
         with self._lock:
+            deadline = time.monotonic() + WARM_COPY_WAIT_S
+            while key is not None and self._held_elsewhere(key) \
+                    and time.monotonic() < deadline:
+                self._returned.wait(deadline - time.monotonic())
             model = next((m for m in self._free
                           if key is not None and self._holds.get(id(m)) is key), self._free[0])
             self._free.remove(model)
@@ -81,6 +91,12 @@ class LlamaLanguageModel:
         finally:
             with self._lock:
                 self._free.append(model)
+                self._returned.notify_all()
+
+    def _held_elsewhere(self, key: object) -> bool:
+        """True while the copy holding ``key``'s history is busy."""
+        free = {id(m) for m in self._free}
+        return any(holder is key and copy not in free for copy, holder in self._holds.items())
 
     def stream_sentences(self, running, messages: list[Message], stop: StopFlag,
                          emit: Callable[[str, object], None], key: object = None) -> None:

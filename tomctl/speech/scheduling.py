@@ -29,7 +29,7 @@ import enum
 from typing import Mapping, Sequence
 
 # A continuation this close to its audio running out competes with first audio.
-CONTINUATION_SLACK_S = 0.6
+CONTINUATION_SLACK_S = 1.0
 
 
 class Urgency(enum.IntEnum):
