@@ -52,7 +52,8 @@ import gevent.subprocess
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.fakes import FakeSwitch  # noqa: E402
-from testkit.measure import audible_span, cpu_seconds, pcm, percentiles, rss_mb  # noqa: E402
+from testkit.measure import (StealMeter, audible_span, cpu_seconds, pcm, percentiles,  # noqa: E402
+                             rss_mb)
 from testkit.speech import espeak_say, noise_burst, piper_say  # noqa: E402
 from tomctl.speech import assets  # noqa: E402
 from tomctl.speech.piper import PiperTextToSpeech  # noqa: E402
@@ -248,7 +249,7 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
         callers = [Caller(n, switch, [voices[(n + q) % len(voices)](
             QUESTIONS[(n + q) % len(QUESTIONS)]) for q in range(questions)], report)
             for n in range(calls)]
-        phase_started, bench_cpu = time.monotonic(), _own_cpu_s()
+        phase_started, bench_cpu, steal = time.monotonic(), _own_cpu_s(), StealMeter()
         tom_cpu = cpu_seconds(process.pid)
         if together:
             for caller in callers:
@@ -266,7 +267,8 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
                             for n, c in enumerate(callers)], raise_error=True)
         phase_s = time.monotonic() - phase_started
         load = {"tom": round((cpu_seconds(process.pid) - tom_cpu) / phase_s * 100, 1),
-                "bench_and_fake_switch": round((_own_cpu_s() - bench_cpu) / phase_s * 100, 1)}
+                "bench_and_fake_switch": round((_own_cpu_s() - bench_cpu) / phase_s * 100, 1),
+                "steal_by_other_guests": steal.percent()}
         for caller in callers:
             caller.hang_up()
         status = json.loads(admin_get(ready["admin_port"], "/status"))

@@ -18,6 +18,7 @@ history is trimmed and primed again. Prints p50/p95 in milliseconds:
   hub_max_block    longest time the gevent hub could not run a ready greenlet (max)
   failed_turns     turns without a reply_done within 20 s
   slowest_turns    the three turns with the largest e2e, with TOM's own stage timings
+  cpu_steal_percent  CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import gevent
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.harness import CallHarness  # noqa: E402
-from testkit.measure import audible_span, percentiles  # noqa: E402
+from testkit.measure import StealMeter, audible_span, percentiles  # noqa: E402
 from testkit.speech import espeak_say, piper_say, silence  # noqa: E402
 from tomctl import config  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
@@ -78,6 +79,7 @@ def run(turns: int, rate: int) -> dict:
     utterances = [voices[i % len(voices)](QUESTIONS[i % len(QUESTIONS)]) for i in range(turns)]
     watch = HubWatch()
     watcher = gevent.spawn(watch.run)
+    steal = StealMeter()
     samples: dict[str, list[float]] = {k: [] for k in
                                        ("stt", "llm_first_token", "tts_first_audio", "e2e",
                                         "barge_in")}
@@ -128,6 +130,7 @@ def run(turns: int, rate: int) -> dict:
     report["llm_max_step"] = {"max": round(llm_max_step, 1)}
     report["failed_turns"] = failed_turns
     report["slowest_turns"] = sorted(per_turn, key=lambda t: -t["e2e_ms"])[:3]
+    report["cpu_steal_percent"] = steal.percent()
     report["turns"] = turns
     report["rate"] = rate
     report["device"] = engine.models["stt"].device

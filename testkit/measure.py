@@ -43,3 +43,21 @@ def rss_mb(pid: int, peak: bool = False) -> float:
             if line.startswith(key):
                 return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+class StealMeter:
+    """The share of CPU time the hypervisor gave to other guests while a bench ran: on a
+    virtual machine, figures taken while it is high are not comparable to others."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return fields[7] if len(fields) > 7 else 0, sum(fields)
+
+    def percent(self) -> float:
+        steal, total = self._read()
+        return round((steal - self._start[0]) / max(1, total - self._start[1]) * 100, 1)

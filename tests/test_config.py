@@ -46,3 +46,12 @@ def test_settings_are_frozen():
     settings = config.load({})
     with pytest.raises(AttributeError):
         settings.turns.end_of_turn_ms = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"TOM_CPU_THREADS": "2"}, 2),          # a call per core TOM may use
+    ({"TOM_CPU_THREADS": "8"}, 8),
+    ({"TOM_CPU_THREADS": "8", "TOM_MAX_CALLS": "3"}, 3),   # an operator's choice wins
+])
+def test_the_call_capacity_follows_the_cores_unless_set(environ, expected):
+    assert config.load(environ).telephony.max_calls == expected

@@ -13,7 +13,7 @@ import pytest
 
 from testkit.harness import CallHarness
 from testkit.speech import silence
-from tomctl.engine import usable_cores
+from tomctl.config import usable_cores
 
 pytestmark = pytest.mark.timeout(240)
 

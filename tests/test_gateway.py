@@ -210,7 +210,7 @@ def test_a_conversation_and_a_client_that_vanishes_mid_reply(gateway, engine):
             gevent.sleep(max(0.0, next_at - time.monotonic()))
 
     speaker = gevent.spawn(speak)
-    # Piper samples its voice afresh each time: tiny.en hears "brake" or its homophone.
+    # tiny.en hears "brake" or its homophone.
     assert {"brake", "break"} & set(client.wait_event("transcript", 20)["text"].lower().split())
     client.wait_event("reply_audio", 20)
     audio_before = client.audio_bytes

@@ -187,9 +187,11 @@ class TelephonySettings:
                                "Port of that listener; the dialplan's `socket` names it "
                                "(0: any free port).", _port_or_any,
                                "between 0 and 65535")
-    max_calls: int = setting("TOM_MAX_CALLS", 8,
-                             "Calls TOM answers at once; further calls go to the dialplan "
-                             "fallback (the human extension) at once.", _positive, ">= 1")
+    max_calls: int = setting(
+        "TOM_MAX_CALLS", 0,
+        "Calls TOM answers at once; further calls go to the dialplan fallback (the human "
+        "extension) at once. 0: one per core TOM may use (TOM_CPU_THREADS), the capacity "
+        "measured with the bundled models (README, bench/calls.py).", _non_negative, ">= 0")
     fs_host: str = setting("TOM_FS_HOST", "127.0.0.1",
                            "FreeSWITCH's event socket (inbound ESL) address.")
     fs_port: int = setting("TOM_FS_PORT", 8021, "FreeSWITCH's event socket port.",
@@ -366,9 +368,25 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         if check is not None and not check(value):
             raise ConfigError(f"{env}={value!r} is invalid: must be {field.metadata['rule']}")
         groups.setdefault(group, {})[field.name] = value
+    if not groups["telephony"]["max_calls"]:
+        cores = groups["speech"]["cpu_threads"] or usable_cores()
+        groups["telephony"]["max_calls"] = CALLS_PER_CORE * cores
     factories = {group.name: group.default_factory for group in dataclasses.fields(Settings)}
     return Settings(**{name: factories[name](**values)  # type: ignore[misc]
                        for name, values in groups.items()})
+
+
+# bench/calls.py on 2 cores with the bundled models: 2 callers taking turns meet the
+# 1.5 s e2e target, 4 do not (README, "Benchmarks").
+CALLS_PER_CORE = 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a cgroup or taskset may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _sample_value(value: Any) -> str:

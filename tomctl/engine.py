@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from typing import Callable
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from tomctl.audio.frames import SUPPORTED_RATES
 from tomctl.audio.vad import SileroVad
-from tomctl.config import Device, Settings
+from tomctl.config import Device, Settings, usable_cores
 from tomctl.logs import event
 from tomctl.metrics import Metrics
 from tomctl.speech import assets
@@ -48,14 +47,6 @@ class LoadedModel:
     path: str
     device: str
     load_s: float
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a cgroup or taskset may allow fewer than exist)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def cuda_available() -> bool:
