@@ -1,10 +1,9 @@
-"""Running blocking inference off the gevent hub.
+"""Handing blocking work to real threads and results back to greenlets.
 
-Whisper, llama.cpp and Piper are blocking C calls. They run in real threads (gevent's
-ThreadPool); each kind of model has its own pool sized to how many calls it can take at once,
-so a queue in front of a model is the pool's FIFO and the wait is measurable. Workers report
-back to greenlets through a :class:`HubMailbox` and stop early when their :class:`StopFlag`
-is set (checked between tokens and sentences).
+Inference runs in the scheduler's threads (scheduler.py); other blocking work, such as the
+call store's writes, in a :class:`Workers` pool. Threads report back to greenlets through a
+:class:`HubMailbox` and stop early when their :class:`StopFlag` is set (checked between
+tokens and sentences).
 """
 
 from __future__ import annotations
