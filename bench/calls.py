@@ -52,6 +52,7 @@ import gevent.subprocess
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.fakes import FakeSwitch  # noqa: E402
+from testkit.serve import start_serve  # noqa: E402
 from testkit.measure import (StealMeter, audible_span, cpu_seconds, pcm, percentiles,  # noqa: E402
                              rss_mb)
 from testkit.speech import espeak_say, noise_burst, piper_say  # noqa: E402
@@ -75,7 +76,7 @@ TARGET_E2E_P95_MS = 1500
 
 
 def start_tom(calls: int, state: str, log_path: str) -> tuple[gevent.subprocess.Popen, dict]:
-    environ = {**os.environ, "TOM_LOG_FORMAT": "json",
+    environ = {**os.environ,
                "TOM_LOG_LEVEL": "debug" if log_path else "info",
                "TOM_ESL_LISTEN_PORT": "0", "TOM_GATEWAY_PORT": "0", "TOM_ADMIN_PORT": "0",
                "TOM_DEV_ALLOW_NO_JWT": "true", "TOM_SILENCE_TIMEOUT_S": "120",
@@ -83,16 +84,9 @@ def start_tom(calls: int, state: str, log_path: str) -> tuple[gevent.subprocess.
                "TOM_MAX_ANSWER_WAIT_S": str(MAX_ANSWER_WAIT_S),
                "TOM_DB_PATH": os.path.join(state, "calls.db"),
                "TOM_SPOOL_DIR": os.path.join(state, "spool")}
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"], env=environ,
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.DEVNULL)
-    with gevent.Timeout(300, RuntimeError("tomctl serve did not log ready")):
-        for line in process.stdout:
-            entry = json.loads(line)
-            if entry["event"] == "ready":
-                gevent.spawn(_drain, process, log_path)
-                return process, entry
-    raise RuntimeError(f"tomctl serve exited ({process.wait()}) before ready")
+    process, ready = start_serve(environ, timeout_s=300)
+    gevent.spawn(_drain, process, log_path)
+    return process, ready
 
 
 def _drain(process, log_path: str) -> None:

@@ -1,26 +1,10 @@
-"""TOM as an operator runs it: `tomctl serve` in its own process, and the tomctl CLI."""
+"""The tomctl CLI as an operator runs it (`tomctl serve` itself: testkit/serve.py)."""
 
 from __future__ import annotations
 
-import json
 import sys
 
-import gevent
 import gevent.subprocess
-
-
-def start_serve(environ: dict) -> tuple[gevent.subprocess.Popen, dict]:
-    """Start `tomctl serve`; return the process and its `ready` log entry (JSON logs)."""
-    process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"],
-                                      env={**environ, "TOM_LOG_FORMAT": "json"},
-                                      stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.DEVNULL)
-    with gevent.Timeout(180, AssertionError("tomctl serve did not log ready")):
-        for line in process.stdout:
-            entry = json.loads(line)
-            if entry["event"] == "ready":
-                return process, entry
-    raise AssertionError(f"tomctl serve exited ({process.wait()}) before ready")
 
 
 def run_tomctl(environ: dict, *args: str) -> tuple[int, str]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.browser import Browser
-from tests.cli import start_serve
+from testkit.serve import start_serve
 from testkit.speech import piper_say, silence, word_error_rate
 
 # `make test` installs Debian's chromium; without it this test fails rather than skips.

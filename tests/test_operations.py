@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from tests.cli import run_tomctl, start_serve
+from tests.cli import run_tomctl
+from testkit.serve import start_serve
 from testkit.fakes import FakeSwitch
 from tests.wsclient import http_get
 from tomctl.metrics import Metrics
