@@ -11,6 +11,7 @@ from testkit.harness import CallHarness
 from testkit.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
                           word_error_rate, words)
 from tomctl.errors import LanguageModelError
+from tomctl.speech.whisper import repeats_itself
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,8 +35,15 @@ def test_piper_question_is_transcribed_and_answered(engine, rate):
         assert word_error_rate(QUESTION, transcript) <= 0.3, transcript
         call.wait_for("turn_ended", timeout_s=30)
         assert call.sink.wait_idle(timeout_s=30)
+        said = next(d["text"] for k, d in call.log if k == "reply_done")
         answer = engine.transcribe(_to_16k(call.heard_audio(), rate))
-        assert len(words(answer.text)) >= 3, answer
+        if answer.dropped == "repetition":
+            # The 135M model sometimes loops; Whisper then rightly distrusts what it hears.
+            assert repeats_itself(said), (said, answer)
+        else:
+            # The caller heard what TOM said (a short reply read back by tiny.en at 8 kHz).
+            assert len(words(said)) >= 2 and word_error_rate(said, answer.text) <= 0.5, \
+                (said, answer)
         history = call.conversation.history
         assert history[0] == {"role": "user", "content": transcript}
         assert history[1]["role"] == "assistant" and history[1]["content"]
