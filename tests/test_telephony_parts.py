@@ -1,22 +1,9 @@
-"""The small pure parts of the phone path: intents, port pairs, number hashing, media framing."""
+"""The small pure parts of the phone path: port pairs, number hashing, media framing."""
 
 import pytest
 
-from tomctl.call.intents import wants_human
 from tomctl.privacy import CallerInfo, NumberHasher
 from tomctl.telephony.media import PortPool, PortsExhausted, UnicastMedia
-
-
-@pytest.mark.parametrize("text, language, expected", [
-    ("Can I talk to a real person please?", "en", True),
-    ("I want an operator.", "en", True),
-    ("Do you have brake pads for a Golf?", "en", False),
-    ("Personally I prefer the cheaper ones.", "en", False),
-    ("Ich möchte mit einem Mitarbeiter sprechen.", "de", True),
-    ("Haben Sie Bremsbeläge für den Golf?", "de", False),
-])
-def test_asking_for_a_person(text, language, expected):
-    assert wants_human(text, language) is expected
 
 
 def test_port_pairs_are_reused_only_after_release():
