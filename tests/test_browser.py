@@ -76,7 +76,9 @@ def test_page_talks_to_tom_in_chromium(engine, tom_serve, tmp_path):
         screenshot = page.screenshot(ARTIFACTS / "browser.png")
 
     assert state["state"] == "ready"
-    assert word_error_rate(QUESTION, state["transcripts"][0]) <= 0.5, state["transcripts"]
+    # The question answered is the last transcript (an early turn taken in a pause of the
+    # caller's is given up when they go on).
+    assert word_error_rate(QUESTION, state["transcripts"][-1]) <= 0.5, state["transcripts"]
     assert all(reply.strip() for reply in state["replies"])
     assert state["playback"].get("playedMs", 0) > 0, state["playback"]   # the worklet played
     assert screenshot.stat().st_size > 0

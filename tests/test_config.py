@@ -20,17 +20,18 @@ def test_every_setting_is_a_tom_variable_declared_once():
 
 
 def test_defaults_load_and_values_are_parsed():
-    settings = config.load({"TOM_VAD_END_OF_TURN_MS": "250", "TOM_LOG_PERSONAL_DATA": "yes",
+    settings = config.load({"TOM_TURN_MAX_SILENCE_MS": "1200", "TOM_LOG_PERSONAL_DATA": "yes",
                             "TOM_DEVICE": "CPU"})
-    assert settings.turns.end_of_turn_ms == 250
+    assert settings.turns.max_silence_ms == 1200
     assert settings.log.personal_data is True
     assert settings.speech.device is config.Device.CPU
-    assert config.load({}).turns.end_of_turn_ms == 300
+    assert config.load({}).turns.max_silence_ms == 1500
 
 
 @pytest.mark.parametrize("name,value", [
-    ("TOM_VAD_END_OF_TURN_MS", "soon"),
-    ("TOM_VAD_END_OF_TURN_MS", "900"),       # above the 300 ms the turn-taking promises
+    ("TOM_TURN_MAX_SILENCE_MS", "soon"),
+    ("TOM_TURN_ASK_AFTER_MS", "5"),           # below one VAD chunk
+    ("TOM_TURN_COMPLETE_THRESHOLD", "2"),
     ("TOM_VAD_THRESHOLD", "1.5"),
     ("TOM_LOG_PERSONAL_DATA", "maybe"),
     ("TOM_DEVICE", "tpu"),
@@ -45,7 +46,7 @@ def test_an_invalid_value_fails_naming_the_variable(name, value):
 def test_settings_are_frozen():
     settings = config.load({})
     with pytest.raises(AttributeError):
-        settings.turns.end_of_turn_ms = 1  # type: ignore[misc]
+        settings.turns.max_silence_ms = 1  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("environ, expected", [

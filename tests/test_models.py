@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import gevent
+import numpy as np
 import pytest
 
 from tomctl.errors import ModelError
@@ -17,6 +18,7 @@ from tomctl.speech.whisper import WhisperSpeechToText
     (assets.stt_model_dir, "TOM_STT_MODEL"),
     (assets.llm_model_file, "TOM_LLM_MODEL"),
     (assets.tts_voice_file, "TOM_TTS_VOICE"),
+    (assets.turn_model_file, "TOM_TURN_MODEL"),
 ])
 def test_a_missing_model_names_the_setting_and_path(tmp_path, locate, setting):
     missing = tmp_path / "no-such-model"
@@ -28,6 +30,22 @@ def test_the_bundled_models_are_found():
     assert assets.stt_model_dir("").joinpath("model.bin").is_file()
     assert assets.llm_model_file("").suffix == ".gguf"
     assert assets.tts_voice_file("").suffix == ".onnx"
+    assert assets.turn_model_file("").name == "smart-turn-v3.2-cpu.onnx"
+
+
+def test_the_end_of_turn_model_hears_a_finished_question_and_a_broken_one_fails(tmp_path):
+    from testkit.speech import espeak_say
+    from tomctl.speech.smart_turn import SmartTurn
+
+    model = SmartTurn(assets.turn_model_file(""), 1)
+    gevent.get_hub().threadpool.apply(model.load)
+    question = espeak_say("What time do you open on Saturday?", 16000)
+    padded = np.concatenate([np.zeros(4800, np.float32), question, np.zeros(3200, np.float32)])
+    assert gevent.get_hub().threadpool.apply(model.complete_probability, (padded,)) > 0.5
+    broken = tmp_path / "turn.onnx"
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError, match="turn.onnx.*TOM_TURN_MODEL"):
+        gevent.get_hub().threadpool.apply(SmartTurn(broken, 1).load)
 
 
 def test_a_broken_gguf_fails_to_load_with_a_clear_error(tmp_path):

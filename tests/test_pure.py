@@ -75,7 +75,7 @@ def test_unspeakable_symbols_are_removed():
 
 
 def _detector(**overrides):
-    settings = TurnSettings(**{"speech_start_ms": 64, "end_of_turn_ms": 300,
+    settings = TurnSettings(**{"speech_start_ms": 64, "max_silence_ms": 300,
                                "min_utterance_ms": 200, "preroll_ms": 96, **overrides})
     return TurnDetector(settings, chunk_ms=32)
 
@@ -87,7 +87,7 @@ def _run(detector, probabilities):
     return events
 
 
-def test_an_utterance_ends_after_the_end_of_turn_silence_and_keeps_its_preroll():
+def test_an_utterance_ends_after_the_longest_silence_and_keeps_its_preroll():
     detector = _detector()
     probs = [0.0] * 5 + [0.9] * 10 + [0.0] * 10
     events = _run(detector, probs)
@@ -102,10 +102,38 @@ def test_an_utterance_ends_after_the_end_of_turn_silence_and_keeps_its_preroll()
     assert detector.state is SpeechState.QUIET
 
 
-def test_a_pause_shorter_than_end_of_turn_does_not_end_the_turn():
+def test_a_pause_shorter_than_the_longest_silence_does_not_end_the_turn():
     events = _run(_detector(), [0.9] * 10 + [0.0] * 5 + [0.9] * 10 + [0.0] * 10)
     assert [type(e) for _, e in events] == [SpeechStarted, UtteranceEnded]
     assert events[1][1].speech_ms == 640
+
+
+def test_end_turn_ends_the_utterance_in_its_silence_only():
+    detector = _detector(max_silence_ms=1500)
+    events = _run(detector, [0.9] * 10)
+    assert detector.end_turn() == []               # still speaking
+    events += _run(detector, [0.0] * 5)
+    (ended,) = detector.end_turn()
+    assert isinstance(ended, UtteranceEnded) and ended.speech_ms == 320
+    assert detector.state is SpeechState.QUIET and detector.end_turn() == []
+
+
+def test_soft_first_words_the_vad_flickers_over_stay_in_the_utterance():
+    # 3 quiet chunks, then speech and silence in turns for 10 chunks (longer than the
+    # 96 ms pre-roll), then steady speech: the utterance starts with the pre-roll before the
+    # first flicker, chunk 0.
+    probs = [0.0] * 3 + [0.9, 0.0] * 5 + [0.9] * 10 + [0.0] * 10
+    events = _run(_detector(), probs)
+    ended = [e for _, e in events if isinstance(e, UtteranceEnded)]
+    assert len(ended) == 1 and ended[0].audio[0] == 0
+    # soft speech after a false start, scored under the threshold but over silence, too
+    events = _run(_detector(), [0.0] * 3 + [0.9] + [0.3] * 12 + [0.9] * 10 + [0.0] * 10)
+    (ended,) = [e for _, e in events if isinstance(e, UtteranceEnded)]
+    assert ended.audio[0] == 0
+    # once the line has been quiet for the pre-roll's length, the ring is back to 96 ms
+    events = _run(_detector(), [0.9, 0.0] + [0.0] * 6 + [0.9] * 10 + [0.0] * 10)
+    (ended,) = [e for _, e in events if isinstance(e, UtteranceEnded)]
+    assert ended.audio[0] == 5
 
 
 def test_a_blip_is_not_speech_and_short_speech_is_noise():
@@ -185,3 +213,8 @@ def test_a_transcript_that_starts_over_is_detected_and_trimmed():
     assert restart_index("I need a new battery for my car.") is None
     assert not repeats_itself("I need a new battery for my car.")
     assert trim_restart("Yes yes, we do.") == "Yes yes, we do."
+
+
+def test_a_lone_word_said_over_and_over_is_a_hallucination():
+    assert repeats_itself("Hello? Hello? Hello? Hello? Hello")
+    assert not repeats_itself("Hello, hello.")

@@ -139,9 +139,25 @@ class TurnSettings:
     speech_start_ms: int = setting("TOM_VAD_SPEECH_START_MS", 64,
                                    "Speech needed before a turn is considered started.",
                                    _positive, ">= 1")
-    end_of_turn_ms: int = setting("TOM_VAD_END_OF_TURN_MS", 300,
-                                  "Silence that ends the caller's turn.",
-                                  lambda v: 32 <= v <= 300, "between 32 and 300")
+    ask_after_ms: int = setting(
+        "TOM_TURN_ASK_AFTER_MS", 160,
+        "Silence after which TOM asks the end-of-turn model whether the caller has finished, "
+        "and starts answering speculatively.", lambda v: 32 <= v <= 1000, "between 32 and 1000")
+    ask_every_ms: int = setting(
+        "TOM_TURN_ASK_EVERY_MS", 320,
+        "While the model says the caller is not done, it is asked again this often.",
+        lambda v: 32 <= v <= 5000, "between 32 and 5000")
+    max_silence_ms: int = setting(
+        "TOM_TURN_MAX_SILENCE_MS", 1500,
+        "Silence that ends the caller's turn whatever the model says.",
+        lambda v: 100 <= v <= 10000, "between 100 and 10000")
+    complete_threshold: float = setting(
+        "TOM_TURN_COMPLETE_THRESHOLD", 0.5,
+        "Smart Turn probability from which a turn counts as complete.", _probability,
+        "between 0 and 1")
+    turn_model: str = setting(
+        "TOM_TURN_MODEL", "",
+        "Smart Turn v3 ONNX file (empty: the one bundled in the pipecat-ai wheel).")
     min_utterance_ms: int = setting("TOM_VAD_MIN_UTTERANCE_MS", 200,
                                     "Shorter utterances are treated as noise.", _non_negative, ">= 0")
     max_utterance_ms: int = setting("TOM_VAD_MAX_UTTERANCE_MS", 15000,

@@ -28,12 +28,14 @@ from tomctl.speech.scheduler import Running, Scheduler, Ticket
 from tomctl.speech.scheduling import Budget, Turn, cpu_budget
 from tomctl.speech.persona import Persona, load_persona
 from tomctl.speech.piper import PiperTextToSpeech
+from tomctl.speech.smart_turn import SmartTurn
 from tomctl.speech.whisper import Transcript, WhisperSpeechToText
 
 log = logging.getLogger(__name__)
 
 # Deadlines for a job once it computes; its wait in the queue is not held against them.
 STT_TIMEOUT_S = 10.0
+TURN_TIMEOUT_S = 5.0
 TTS_TIMEOUT_S = 10.0
 # Two callers' utterances may be transcribed at once (two CTranslate2 replicas), and two
 # sentences synthesised (an ONNX session runs in several threads at once).
@@ -89,14 +91,18 @@ class Engine:
             speech.llm_gpu_layers if use_cuda else 0, speech.llm_max_sentences)
         self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda,
                                      [threads * slots for slots in range(1, self._wide + 1)])
+        self.turn_model = SmartTurn(assets.turn_model_file(self.settings.turns.turn_model),
+                                    threads)
         for name, model, path in (("vad", self.vad, self.vad.path),
+                                  ("turn", self.turn_model, self.turn_model.path),
                                   ("stt", self.stt, self.stt.model_dir),
                                   ("llm", self.llm, self.llm.path),
                                   ("tts", self.tts, self.tts.voice_path)):
             started = time.monotonic()
             # Loading is blocking I/O and C code: keep the hub free (signals, later servers).
             gevent.get_hub().threadpool.apply(model.load)
-            self.models[name] = LoadedModel(str(path), "cpu" if name == "vad" else device,
+            self.models[name] = LoadedModel(str(path),
+                                            "cpu" if name in ("vad", "turn") else device,
                                             round(time.monotonic() - started, 3))
             event(log, "model_loaded", model=name, device=self.models[name].device,
                   seconds=self.models[name].load_s)
@@ -104,6 +110,7 @@ class Engine:
         self.scheduler.add_stage("stt", STT_WORKERS)
         self.scheduler.add_stage("llm", self.llm_instances)
         self.scheduler.add_stage("tts", TTS_WORKERS)
+        self.scheduler.add_stage("turn", 1)
         self.scheduler.start()
         event(log, "cpu_budget", slots=self.budget.slots,
               threads_per_job=self.budget.threads_per_job)
@@ -151,6 +158,14 @@ class Engine:
         transcript, seconds = result
         self.metrics.stt_latency.observe(seconds)
         return transcript, seconds
+
+    def turn_complete_async(self, audio: np.ndarray, turn: Turn) -> Ticket:
+        """Queue an end-of-turn question about ``audio`` (16 kHz, the turn so far); the
+        result is Smart Turn's probability that it is complete. It decides when the caller's
+        wait begins to end, so it ranks with first audio."""
+        asked = Turn(turn.speech_end_at, confirmed=True, owner=turn.owner)
+        return self.scheduler.submit("turn", lambda running: self.turn_model.complete_probability(
+            audio), first_audio=True, turn=asked)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         return self.finish_transcription(self.transcribe_async(audio))[0]

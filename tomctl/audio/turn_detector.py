@@ -1,13 +1,19 @@
-"""End-of-turn detection: a small state machine over VAD scores (pure, audio-time based).
+"""Speech detection: a small state machine over VAD scores (pure, audio-time based).
 
     QUIET ──speech──▶ STARTING ──speech ≥ start──▶ SPEAKING ──silence──▶ STOPPING
       ▲                  │ silence                     ▲                    │
       └──────────────────┘                             └──────speech────────┤
-      ◀──────────────── silence ≥ end-of-turn: utterance ends (or is noise) ─┘
+      ◀──── end_turn(), or silence ≥ TOM_TURN_MAX_SILENCE_MS: utterance ends ─┘
+
+When, inside that silence, the turn is over is decided elsewhere (conversation/end_of_turn.py:
+the end-of-turn model and the words), which calls :meth:`end_turn`.
 
 Time is counted in audio (chunks of 32 ms), never read from a clock, so tests run instantly.
 A pre-roll ring keeps the audio from just before speech started: the first syllable is kept
-even though the VAD needs a chunk or two to be sure.
+even though the VAD needs a chunk or two to be sure. A false start (a chunk or two of speech,
+then not) keeps everything since its pre-roll until the line has been quiet for a pre-roll's
+length: a VAD that flickers over a caller's soft first words ("Where is ...") for longer
+than the pre-roll must not push them out of it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from tomctl.config import TurnSettings
 
 # Hysteresis: once speaking, a chunk counts as silence only clearly below the threshold.
 _RELEASE_MARGIN = 0.15
+# After a false start, soft speech scores well under the threshold (Silero gives "Where is"
+# on a phone line 0.2 to 0.45) but far over silence (under 0.05): only a chunk under a third
+# of the threshold counts as the line settling. Kept for at most FALSE_START_MAX_MS.
+_SETTLED_SHARE = 1 / 3
+FALSE_START_MAX_MS = 2000
 
 
 class SpeechState(enum.Enum):
@@ -58,6 +69,9 @@ class TurnDetector:
         self._preroll: collections.deque[np.ndarray] = collections.deque(
             maxlen=max(1, settings.preroll_ms // chunk_ms))
         self._utterance: list[np.ndarray] = []
+        self._false_start: list[np.ndarray] = []   # audio since a false start's pre-roll
+        self._quiet_chunks = 0                      # settled chunks in a row since then
+        self._settled_below = settings.vad_threshold * _SETTLED_SHARE
         self.state = SpeechState.QUIET
         self.speech_ms = 0          # voiced audio in the current utterance
         self._silence_ms = 0
@@ -67,7 +81,7 @@ class TurnDetector:
         held = probability >= self._settings.vad_threshold - _RELEASE_MARGIN
         if self.state is SpeechState.QUIET:
             if not speech:
-                self._preroll.append(chunk)
+                self._keep_before_speech(chunk, probability < self._settled_below)
                 return []
             self._begin(chunk)
             return self._confirm_start()
@@ -88,11 +102,17 @@ class TurnDetector:
             self.speech_ms += self._chunk_ms
         else:
             self._silence_ms += self._chunk_ms
-            if self._silence_ms >= self._settings.end_of_turn_ms:
+            if self._silence_ms >= self._settings.max_silence_ms:
                 return [self._finish(cut=False)]
         if self._utterance_ms() >= self._settings.max_utterance_ms:
             return [self._finish(cut=True)]
         return []
+
+    def end_turn(self) -> list[Event]:
+        """The caller has finished: end the utterance now (only while STOPPING)."""
+        if self.state is not SpeechState.STOPPING:
+            return []
+        return [self._finish(cut=False)]
 
     @property
     def silence_ms(self) -> int:
@@ -106,9 +126,21 @@ class TurnDetector:
     def _utterance_ms(self) -> int:
         return len(self._utterance) * self._chunk_ms
 
+    def _keep_before_speech(self, chunk: np.ndarray, settled: bool) -> None:
+        if not self._false_start:
+            self._preroll.append(chunk)
+            return
+        self._false_start.append(chunk)
+        self._quiet_chunks = self._quiet_chunks + 1 if settled else 0
+        too_long = len(self._false_start) * self._chunk_ms >= FALSE_START_MAX_MS
+        if self._quiet_chunks >= self._preroll.maxlen or too_long:
+            self._preroll.extend(self._false_start)      # the line settled: back to a ring
+            self._false_start = []
+
     def _begin(self, chunk: np.ndarray) -> None:
-        self._utterance = list(self._preroll) + [chunk]
+        self._utterance = (self._false_start or list(self._preroll)) + [chunk]
         self._preroll.clear()
+        self._false_start = []
         self.state, self.speech_ms, self._silence_ms = SpeechState.STARTING, self._chunk_ms, 0
 
     def _confirm_start(self) -> list[Event]:
@@ -118,7 +150,7 @@ class TurnDetector:
         return [SpeechStarted()]
 
     def _abandon(self) -> None:
-        self._preroll.extend(self._utterance)
+        self._false_start, self._quiet_chunks = self._utterance, 0
         self._reset()
 
     def _finish(self, cut: bool) -> Event:

@@ -25,6 +25,7 @@ from tomctl.audio.sink import AudioSink
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
                                         TurnDetector, UtteranceEnded)
 from tomctl.audio.vad import CHUNK_MS
+from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
 from tomctl.conversation.reply import Reply
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
 from tomctl.errors import PipelineError
@@ -38,10 +39,9 @@ log = logging.getLogger(__name__)
 
 # Between two events of a completion once it computes; its wait in the queue is not counted.
 LLM_STEP_TIMEOUT_S = 15.0
-# Answer speculatively once the caller has been silent this long: Whisper, the LLM and the
-# first sentence's synthesis run during the rest of the end-of-turn silence, and the audio is
-# released the moment the turn is confirmed. If the caller speaks again, it is thrown away.
-SPECULATE_AFTER_MS = 128
+# On the first end-of-turn question TOM also answers speculatively: Whisper, the LLM and the
+# first sentence's synthesis run while the caller's silence is judged, and the audio is
+# released the moment the turn ends. If the caller speaks again, it is thrown away.
 # A speculative turn is always decided within the end-of-turn silence while audio flows;
 # this only bounds the wait if the caller's audio stops arriving altogether.
 VERDICT_TIMEOUT_S = 5.0
@@ -49,6 +49,9 @@ VERDICT_TIMEOUT_S = 5.0
 # threshold, and carries on once the line has been quiet for RESUME_AFTER_MS.
 HOLD_THRESHOLD_SHARE = 0.6
 RESUME_AFTER_MS = 96
+# A caller who starts speaking this soon after TOM's first word reached them cannot have
+# been answering it (a listener needs longer to react): they were going on with their turn.
+GOING_ON_S = 0.4
 EventCallback = Callable[..., None]
 
 
@@ -69,9 +72,10 @@ class Provisional:
     """The verdict on a turn answered during its end-of-turn silence: confirmed when the
     silence completes, withdrawn when the caller speaks again. Its audio waits for it."""
 
-    def __init__(self, turn: Turn) -> None:
+    def __init__(self, turn: Turn, includes_unanswered: bool = False) -> None:
         self._decided = gevent.event.Event()
-        self._turn = turn
+        self.turn = turn
+        self.includes_unanswered = includes_unanswered   # a restarted turn's earlier part
         self.confirmed = False
 
     @property
@@ -80,7 +84,7 @@ class Provisional:
 
     def confirm(self) -> None:
         self.confirmed = True
-        self._turn.confirmed = True     # its work now ranks as a waiting caller's
+        self.turn.confirmed = True      # its work now ranks as a waiting caller's
         self._decided.set()
 
     def withdraw(self) -> None:
@@ -102,6 +106,14 @@ class Conversation:
         self.id = conversation_id
         turns = engine.settings.turns
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
+        self._min_utterance_ms = turns.min_utterance_ms
+        self._policy = Policy(turns.ask_after_ms, turns.ask_every_ms, turns.max_silence_ms,
+                              turns.complete_threshold)
+        self._language = engine.settings.persona.language
+        self._asks = 0                         # end-of-turn questions in this silence
+        self._ask: Any = None                  # the one being answered, if any
+        self._probability: float | None = None  # the latest answer
+        self._speech_began_at = 0.0           # when the caller's current speech began
         self._hold_threshold = turns.vad_threshold * HOLD_THRESHOLD_SHARE
         self._energy = EnergyOnset()
         self._audio_ms = 0                    # caller audio received, in ms
@@ -161,7 +173,7 @@ class Conversation:
     def interrupt(self) -> None:
         """The caller asked TOM to stop (a button, not their voice)."""
         if self._phase() is ReplyPhase.SPEAKING:
-            self._barge_in(time.monotonic())
+            self._barge_in(time.monotonic(), by_voice=False)
 
     def hear_text(self, text: str) -> None:
         """A turn the caller typed (keypad digits) rather than spoke."""
@@ -199,7 +211,7 @@ class Conversation:
         if voice_sign:
             self._last_voice_sign_ms = self._audio_ms
         self._take_turn_decision(now)
-        self._maybe_speculate(now)
+        self._follow_end_of_turn(now)
 
     def _note_audible(self, samples: np.ndarray, now: float) -> None:
         """Remember when the frame's last sample above the line's noise was spoken: the
@@ -208,24 +220,73 @@ class Conversation:
         if len(loud):
             self._last_audible_at = now - float(len(samples) - 1 - loud[-1]) / self.rate
 
-    def _maybe_speculate(self, now: float) -> None:
+    def _follow_end_of_turn(self, now: float) -> None:
+        """In the caller's silence: ask whether they are done, end the turn when they are."""
+        if self._detector.state is not SpeechState.STOPPING:
+            return
         # The VAD hears silence a chunk or three after the caller's last audible sample, and
-        # a trailing syllable can make it start counting again: the caller's own silence,
-        # once the VAD agrees that it is silence, is the earlier and steadier signal.
-        silent_ms = max(self._detector.silence_ms, (now - self._last_audible_at) * 1000)
-        if (self._speculation is None and self._unanswered is None
-                and self._detector.state is SpeechState.STOPPING
-                and silent_ms >= SPECULATE_AFTER_MS
-                and self._detector.speech_ms >= self._engine.settings.turns.min_utterance_ms
-                and self._phase() is not ReplyPhase.SPEAKING):
-            self._speculation_stop = StopFlag()
-            audio = self._detector.audio_so_far()
-            turn = Turn(self._speech_end_at, confirmed=False, owner=self.id)
-            self._speculation = self._engine.transcribe_async(audio, self._speculation_stop,
-                                                              turn)
-            self._provisional = Provisional(turn)
-            self._utterances.put(Utterance(audio, turn, self._speculation,
-                                           provisional=self._provisional))
+        # it misses a quiet syllable ("a") as the caller goes on: once the VAD agrees that
+        # it is silence, the caller's own silence is the earlier and the safer signal.
+        silent_ms = (now - self._last_audible_at) * 1000
+        if self._phase() is ReplyPhase.SPEAKING:
+            # A backchannel under TOM's voice is over once it is quiet; it is never answered.
+            if silent_ms >= self._policy.ask_after_ms:
+                self._end_turn(now)
+            return
+        if self._detector.speech_ms < self._min_utterance_ms:
+            return    # too short to answer; if nothing follows, the long bound drops it
+        evidence = self._evidence()
+        step = next_step(self._policy, silent_ms, evidence, self._language)
+        if step is Step.ASK:
+            if self._asks == 0:
+                self._speculate()
+            self._asks += 1
+            self._ask = self._engine.turn_complete_async(self._turn_audio(),
+                                                         self._provisional.turn)
+        elif step is Step.END:
+            self._on_event("end_of_turn", silence_ms=round(silent_ms), asks=evidence.asks,
+                           probability=evidence.probability,
+                           unfinished=None if evidence.text is None else
+                           unfinished(evidence.text, self._language))
+            self._end_turn(now)
+
+    def _evidence(self) -> Evidence:
+        if self._ask is not None and self._ask.result.ready():
+            if self._ask.result.successful():
+                self._probability = self._ask.result.value
+            else:      # the model failed: decide on the words and the silence alone
+                self._engine.metrics.record_error("turn")
+                event(log, "end_of_turn_failed", level=logging.ERROR, conversation=self.id,
+                      error=type(self._ask.result.exception).__name__)
+                self._probability = 1.0
+            self._ask = None
+        text = None
+        if self._speculation is not None and self._speculation.result.ready():
+            value = self._speculation.result.value if self._speculation.result.successful() \
+                else None
+            # No believable words ("Hello? Hello? Hello?" from a lone word): the model alone
+            # must not end a turn whose words are not known, or the caller's next words
+            # would start a turn of their own and these would be lost.
+            text = value[0].text if value and not value[0].dropped else None
+        return Evidence(self._asks, self._ask is not None, self._probability, text)
+
+    def _end_turn(self, now: float) -> None:
+        for detected in self._detector.end_turn():
+            self._on_detected(detected, now)
+
+    def _turn_audio(self) -> np.ndarray:
+        """What the caller has said in this turn, a restarted turn's earlier part included."""
+        audio = self._detector.audio_so_far()
+        return audio if self._unanswered is None else np.concatenate([self._unanswered, audio])
+
+    def _speculate(self) -> None:
+        self._speculation_stop = StopFlag()
+        audio = self._turn_audio()
+        turn = Turn(self._speech_end_at, confirmed=False, owner=self.id)
+        self._speculation = self._engine.transcribe_async(audio, self._speculation_stop, turn)
+        self._provisional = Provisional(turn, includes_unanswered=self._unanswered is not None)
+        self._utterances.put(Utterance(audio, turn, self._speculation,
+                                       provisional=self._provisional))
 
     def _drop_speculation(self) -> None:
         """The caller spoke again: the guess is stale. If it has not started, it never will."""
@@ -235,9 +296,11 @@ class Conversation:
         if self._provisional is not None:
             self._provisional.withdraw()
             self._provisional = None
+        self._asks, self._ask, self._probability = 0, None, None
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
+            self._speech_began_at = now - self._detector.speech_ms / 1000
             self._on_event("speech_started")
         elif isinstance(detected, NoiseDiscarded):
             event(log, "noise_discarded", level=logging.DEBUG, speech_ms=detected.speech_ms)
@@ -248,7 +311,10 @@ class Conversation:
             if self._provisional is not None and not self._provisional.withdrawn \
                     and not detected.cut and self._phase() is not ReplyPhase.SPEAKING:
                 self._provisional.confirm()    # its answer is on the way already
+                if self._provisional.includes_unanswered:
+                    self._unanswered = None
                 self._provisional, self._speculation = None, None
+                self._asks, self._ask, self._probability = 0, None, None
                 return
             self._drop_speculation()
             if self._phase() is ReplyPhase.SPEAKING:
@@ -296,17 +362,46 @@ class Conversation:
             self._unanswered = self._reply.utterance_audio
             self._on_event("restart")
 
-    def _barge_in(self, now: float) -> None:
-        self._reply.interrupt()
-        if self._reply.history_entry is not None:
-            self._prime()          # the history now says what the caller actually heard
+    def _barge_in(self, now: float, by_voice: bool = True) -> None:
+        reply = self._reply
+        reply.interrupt()
         # The caller stopped hearing TOM when the audio was held; that is the latency they felt.
         latency = self._hold_latency_s if self._held_at is not None else time.monotonic() - now
         self._held_at = None
         self._engine.metrics.barge_in_latency.observe(latency)
-        self._on_event("barge_in", latency_ms=round(latency * 1000, 1),
-                       heard=self._reply.text())
+        self._on_event("barge_in", latency_ms=round(latency * 1000, 1), heard=reply.text())
         event(log, "barge_in", conversation=self.id, latency_ms=round(latency * 1000, 1))
+        if by_voice and self._went_on(reply):
+            # The caller only paused: TOM answered too early. Their earlier words and these
+            # are one turn, answered as a whole.
+            reply.superseded = True
+            self._unanswered = reply.utterance_audio
+            self._forget(reply)
+            self._on_event("restart")
+        elif reply.history_entry is not None:
+            self._prime()          # the history now says what the caller actually heard
+
+    def _went_on(self, reply: Reply) -> bool:
+        """Did the caller, now speaking, go on with the turn ``reply`` answers? Yes if they
+        started within TOM_TURN_MAX_SILENCE_MS of its end and before TOM's answer could
+        have been heard for GOING_ON_S."""
+        if reply.turn is None:                 # a set phrase, not an answer
+            return False
+        began = self._speech_began_at
+        heard_for = began - reply.first_heard_at if reply.first_heard_at is not None else 0.0
+        return heard_for <= GOING_ON_S and \
+            began - reply.turn.speech_end_at <= self._policy.max_silence_ms / 1000
+
+    def _forget(self, reply: Reply) -> None:
+        """Take a superseded exchange out of the history, if it got there."""
+        entry = reply.history_entry
+        for index, candidate in enumerate(self._history):
+            if candidate is entry:
+                start = index - 1 if index and self._history[index - 1]["role"] == "user" \
+                    else index
+                del self._history[start:index + 1]
+                self._prime()
+                return
 
     # -- turn greenlet ----------------------------------------------------------------------
 
@@ -319,6 +414,7 @@ class Conversation:
             self._answering = True
             reply = Reply(self._sink)
             reply.utterance_audio = utterance.audio
+            reply.turn = utterance.turn
             reply.provisional = utterance.provisional
             self._reply = reply
             holding = gevent.spawn_later(
@@ -332,7 +428,8 @@ class Conversation:
                 event(log, "turn_crashed", level=logging.ERROR, exc_info=True,
                       conversation=self.id)
                 outcome = self._fall_back(utterance, reply, exc)
-            holding.kill(block=False)
+            finally:       # a closed conversation must not say "one moment" later
+                holding.kill(block=False)
             self._answering = False
             self._engine.metrics.record_turn(outcome)
             if outcome != "withdrawn":     # a speculative answer nobody heard: not a turn
@@ -381,7 +478,7 @@ class Conversation:
             last_step_at = time.monotonic()
         if not self._verdict(utterance, reply):
             return "withdrawn"
-        if reply.stop.is_set() and not reply.started:
+        if reply.superseded or (reply.stop.is_set() and not reply.started):
             return "restarted"
         self._publish_transcript(reply, transcript.text)
         self._remember(reply, transcript.text)
@@ -459,6 +556,7 @@ class Conversation:
             def first_frame_sent(at: float) -> None:
                 # e2e as the caller feels it: their last audible sample to the answer's
                 # first frame leaving TOM.
+                reply.first_heard_at = at
                 e2e_s = at - utterance.speech_end_at
                 self._engine.metrics.e2e_latency.observe(e2e_s)
                 latencies["e2e_ms"] = e2e_s * 1000

@@ -45,6 +45,9 @@ class Reply:
         self.interrupted_at: int | None = None   # sink position when the caller barged in
         self.history_entry: dict[str, str] | None = None
         self.utterance_audio: np.ndarray | None = None  # what the caller said, for a restart
+        self.turn = None                 # the caller's turn it answers (None: a set phrase)
+        self.superseded = False          # the caller went on: answered anew with what follows
+        self.first_heard_at: float | None = None   # when its first frame left for the caller
         self.provisional = None          # the verdict a speculative turn's audio waits for
         self.transcript_published = False
         self.holding_phrase = False      # "one moment, please" was played while it was late

@@ -9,6 +9,7 @@ carries on where it stopped, losing nothing.
 from __future__ import annotations
 
 import enum
+import re
 
 from tomctl.audio.turn_detector import SpeechState
 
@@ -45,3 +46,22 @@ def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
     if talking:
         return Action.NONE if held else Action.HOLD
     return Action.RESUME if held and quiet_ms >= resume_after_ms else Action.NONE
+
+
+# What listeners say to show they are listening, not to take the turn.
+_BACKCHANNEL = {
+    "en": {"mhm", "mm", "hmm", "hm", "uh", "huh", "uhhuh", "mmhmm", "okay", "ok", "yeah",
+           "yes", "yep", "right", "sure", "alright", "i", "see", "got", "it", "cool", "good",
+           "great", "fine", "oh", "ah", "aha"},
+    "de": {"mhm", "hm", "hmm", "ja", "jaja", "okay", "ok", "genau", "gut", "alles", "klar",
+           "richtig", "stimmt", "aha", "ach", "so", "super", "prima", "verstehe", "ah", "oh"},
+}
+_BACKCHANNEL_WORDS = 3
+
+
+def is_backchannel(text: str, language: str) -> bool:
+    """True for a few listening words ("mhm", "okay, yeah", "ja genau"), or none at all: a
+    sound under TOM's voice that should not cut it off (pure)."""
+    words = re.findall(r"[^\W\d_]+", text.lower().replace("-", ""))
+    known = _BACKCHANNEL.get(language, _BACKCHANNEL["en"])
+    return len(words) <= _BACKCHANNEL_WORDS and all(word in known for word in words)

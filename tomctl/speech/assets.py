@@ -57,3 +57,16 @@ def tts_voice_file(configured: str) -> Path:
         raise ModelError(f"Piper voice incomplete: {path} and {config} are both needed "
                          "(set TOM_TTS_VOICE to a .onnx with its .onnx.json beside it)")
     return path
+
+
+def turn_model_file(configured: str) -> Path:
+    """Smart Turn v3.2 ships inside the pipecat-ai wheel (installed with --no-deps); only
+    the ONNX file is used, pipecat itself is never imported."""
+    if configured:
+        return _configured(configured, "TOM_TURN_MODEL", want_dir=False)
+    path = (_package_dir("pipecat", "TOM_TURN_MODEL") / "audio" / "turn" / "smart_turn"
+            / "data" / "smart-turn-v3.2-cpu.onnx")
+    if not path.is_file():
+        raise ModelError(f"bundled Smart Turn model is missing: {path} "
+                         "(reinstall pipecat-ai with --no-deps or set TOM_TURN_MODEL)")
+    return path

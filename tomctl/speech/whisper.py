@@ -65,6 +65,8 @@ def repeats_itself(text: str) -> bool:
     words = [w.lower() for w in _WORD.findall(text)]
     if len(words) >= 6 and len(set(words)) <= len(words) // 4:
         return True
+    if len(words) >= 4 and len(set(words)) == 1:     # "Hello? Hello? Hello? Hello?"
+        return True
     return compression_ratio(text) > _MAX_COMPRESSION_RATIO
 
 

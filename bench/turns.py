@@ -1,0 +1,211 @@
+"""Turn-taking benchmark: generated callers through the real models at 8 kHz, timed and
+judged where the caller is (the frames TOM sends, against the audio fed in real time).
+
+    python bench/turns.py --json [--rate 8000]
+
+Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line noise at
+30 dB SNR. Prints:
+
+  premature_end_rate   utterances with a pause of 300, 500 and 700 ms inside a sentence
+                       (after "for", "and", "my", ...) during which, or during whose rest,
+                       TOM talked: a turn ended in the pause. Per pause and overall.
+  e2e                  complete utterances: the caller's last audible sample to the first
+                       answer frame sent, p50/p95 in ms
+  false_barge_in_rate  "mhm", "okay", "yeah", a cough or a noise burst while TOM speaks,
+                       with TOM cut off (a barge-in), over all such sounds
+  words_lost           over all cases: words of Whisper's own transcript of the whole
+                       utterance (given to it in one piece) that are missing from the
+                       transcript TOM finally answered; a word Whisper mishears either way
+                       is not counted as lost
+  cpu_steal_percent    CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from testkit.harness import CallHarness  # noqa: E402
+from testkit.measure import StealMeter, audible_span, percentiles  # noqa: E402
+from testkit.speech import (espeak_say, espeak_say_paused, noise_burst, piper_say,  # noqa: E402
+                            piper_say_paused, silence, with_noise, words)
+from tomctl import config  # noqa: E402
+from tomctl.audio.frames import resample  # noqa: E402
+from tomctl.engine import Engine  # noqa: E402
+from tomctl.metrics import Metrics  # noqa: E402
+
+# A pause where no listener would take the turn: after a preposition, an article, "and".
+PAUSED = [
+    "Do you have brake pads for | a Volkswagen Golf?",
+    "I need an oil filter and | a set of spark plugs.",
+    "My car is a | Ford Focus from twenty eighteen.",
+    "I am looking for | winter tyres for my car.",
+    "Can you check the status of | my order please?",
+    "I would like to order the | front wiper blades.",
+]
+PAUSES_S = (0.3, 0.5, 0.7)
+COMPLETE = [
+    "Do you have brake pads for a Volkswagen Golf?",
+    "What time do you open on Saturday?",
+    "How much is an oil filter?",
+    "Can I pick up my order this afternoon?",
+    "Do you sell winter tyres?",
+    "Where is your shop?",
+    "I need a new battery for my car.",
+    "Do you deliver to Berlin?",
+]
+VOICES = ("piper", "en-us", "en-gb")
+SNR_DB = 30
+FRAME_S = 0.02
+TARGETS = {"premature_end_rate": 0.05, "e2e_p50_ms": 550, "e2e_p95_ms": 800,
+           "false_barge_in_rate": 0.02, "words_lost": 0}
+
+
+class Bench:
+    def __init__(self, engine: Engine, rate: int) -> None:
+        self.engine = engine
+        self.rate = rate
+        self.lost: list[dict] = []
+        self.words_lost = 0
+
+    def say(self, voice: str, text: str, pause_s: float | None = None) -> np.ndarray:
+        if pause_s is None:
+            audio = piper_say(self.engine, text, self.rate) if voice == "piper" else \
+                espeak_say(text, self.rate, voice)
+        elif voice == "piper":
+            audio = piper_say_paused(self.engine, text, self.rate, pause_s)
+        else:
+            audio = espeak_say_paused(text, self.rate, pause_s, voice)
+        return with_noise(np.concatenate([silence(0.3, self.rate), audio,
+                                          silence(0.05, self.rate)]), SNR_DB, seed=len(text))
+
+    def utterance(self, audio: np.ndarray) -> dict:
+        """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it."""
+        rate = self.rate
+        with CallHarness(self.engine, rate) as call:
+            # Frames are handed over when their span starts; a phone line delivers them
+            # when it ends: charge the 20 ms back.
+            fed_at = time.monotonic() - FRAME_S
+            call.feed(audio)
+            fed_until = len(call.log)
+            first, last = audible_span(audio, rate)
+            end_at = fed_at + last
+            try:
+                call.feed_until(with_noise(silence(20, rate), SNR_DB, seed=7), "reply_done", 20,
+                                since=fed_until)
+            except AssertionError:
+                return {"answered": False, "talked_early": True}
+            early = [t for t, _ in call.heard if t < end_at]
+            answer = [t for t, _ in call.heard if t >= end_at]
+            transcripts = [d["text"] for k, d in call.log if k == "transcript"]
+            ended = [d for k, d in call.log if k == "end_of_turn"]
+            done = [d for k, d in call.log if k == "reply_done"][-1]
+            return {"answered": True, "talked_early": bool(early),
+                    "end_of_turn": ended[-1] if ended else None, "latencies": done["latencies"],
+                    "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
+                    "transcript": transcripts[-1] if transcripts else ""}
+
+    def count_lost(self, audio: np.ndarray, heard: str, case: str) -> None:
+        whole = self.engine.transcribe(resample(audio, self.rate, 16000)).text
+        missing = collections.Counter(words(whole)) - collections.Counter(words(heard))
+        if missing:
+            self.words_lost += sum(missing.values())
+            self.lost.append({"case": case, "whole": whole, "answered": heard})
+
+    def backchannel(self, sound: np.ndarray) -> bool:
+        """True if the sound, made while TOM speaks, cut TOM off."""
+        rate = self.rate
+        with CallHarness(self.engine, rate) as call:
+            call.conversation.say("greeting")
+            call.feed(with_noise(silence(1.0, rate), SNR_DB, seed=3))
+            call.feed(with_noise(np.concatenate([sound, silence(1.5, rate)]), SNR_DB, seed=4))
+            return "barge_in" in call.kinds()
+
+
+def backchannel_sounds(engine: Engine, rate: int) -> dict[str, np.ndarray]:
+    sounds = {}
+    for word in ("mhm", "okay", "yeah", "uh huh", "right"):
+        sounds[f"{word}/piper"] = piper_say(engine, word.capitalize() + ".", rate)
+        for voice in ("en-us", "en-gb"):
+            sounds[f"{word}/{voice}"] = espeak_say(word, rate, voice)
+    for seed in range(4):
+        sounds[f"cough/{seed}"] = noise_burst(0.12 + 0.04 * seed, rate, level=0.3, seed=seed)
+        sounds[f"noise/{seed}"] = noise_burst(0.3, rate, level=0.1, seed=10 + seed)
+    return sounds
+
+
+def run(rate: int) -> dict:
+    engine = Engine(config.load(), Metrics())
+    engine.start()
+    bench = Bench(engine, rate)
+    steal = StealMeter()
+    premature: dict[str, list[bool]] = {f"{int(p * 1000)}ms": [] for p in PAUSES_S}
+    for pause_s in PAUSES_S:
+        for text in PAUSED:
+            for voice in VOICES:
+                audio = bench.say(voice, text, pause_s)
+                result = bench.utterance(audio)
+                premature[f"{int(pause_s * 1000)}ms"].append(result["talked_early"])
+                if result["answered"]:
+                    bench.count_lost(audio, result["transcript"], f"{voice}: {text} ({pause_s})")
+    e2e: list[float] = []
+    slow = []
+    for text in COMPLETE:
+        for voice in VOICES:
+            audio = bench.say(voice, text)
+            result = bench.utterance(audio)
+            if result.get("e2e_ms") is not None:
+                e2e.append(result["e2e_ms"])
+                slow.append({"case": f"{voice}: {text}", "e2e_ms": round(result["e2e_ms"])})
+            if result["answered"]:
+                bench.count_lost(audio, result["transcript"], f"{voice}: {text}")
+    cut_off = {name: bench.backchannel(sound)
+               for name, sound in backchannel_sounds(engine, rate).items()}
+    engine.close()
+    all_premature = [p for values in premature.values() for p in values]
+    report = {
+        "premature_end_rate": round(sum(all_premature) / len(all_premature), 3),
+        "premature_by_pause": {k: round(sum(v) / len(v), 3) for k, v in premature.items()},
+        "e2e": percentiles(e2e),
+        "slowest": sorted(slow, key=lambda s: -s["e2e_ms"])[:3],
+        "false_barge_in_rate": round(sum(cut_off.values()) / len(cut_off), 3),
+        "cut_off_by": sorted(name for name, cut in cut_off.items() if cut),
+        "words_lost": bench.words_lost,
+        "lost_in": bench.lost[:5],
+        "cases": {"paused": len(all_premature), "complete": len(COMPLETE) * len(VOICES),
+                  "backchannel": len(cut_off)},
+        "cpu_steal_percent": steal.percent(),
+        "rate": rate,
+        "cpu_count": os.cpu_count(),
+        "targets": TARGETS,
+    }
+    report["meets_targets"] = bool(
+        report["premature_end_rate"] <= TARGETS["premature_end_rate"]
+        and report["e2e"]["p50"] is not None and report["e2e"]["p50"] <= TARGETS["e2e_p50_ms"]
+        and report["e2e"]["p95"] <= TARGETS["e2e_p95_ms"]
+        and report["false_barge_in_rate"] <= TARGETS["false_barge_in_rate"]
+        and report["words_lost"] == TARGETS["words_lost"])
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=8000, choices=(8000, 16000))
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    report = run(args.rate)
+    print(json.dumps(report, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
