@@ -13,10 +13,11 @@ Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line n
                        answer frame sent, p50/p95 in ms
   false_barge_in_rate  "mhm", "okay", "yeah", a cough or a noise burst while TOM speaks,
                        with TOM cut off (a barge-in), over all such sounds
-  words_lost           over all cases: words of Whisper's own transcript of the whole
-                       utterance (given to it in one piece) that are missing from the
-                       transcript TOM finally answered; a word Whisper mishears either way
-                       is not counted as lost
+  words_lost           over all cases: words the caller said that Whisper hears in the whole
+                       utterance (given to it in one piece) but that are missing from the
+                       transcript TOM finally answered; a word Whisper mishears anyway is not
+                       TOM's to lose
+  end_of_turn_model    Smart Turn questions per answered turn, and CPU ms per question
   cpu_steal_percent    CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
 """
 
@@ -114,9 +115,10 @@ class Bench:
                     "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
                     "transcript": transcripts[-1] if transcripts else ""}
 
-    def count_lost(self, audio: np.ndarray, heard: str, case: str) -> None:
+    def count_lost(self, audio: np.ndarray, said: str, heard: str, case: str) -> None:
         whole = self.engine.transcribe(resample(audio, self.rate, 16000)).text
-        missing = collections.Counter(words(whole)) - collections.Counter(words(heard))
+        audible = collections.Counter(words(said)) & collections.Counter(words(whole))
+        missing = audible - collections.Counter(words(heard))
         if missing:
             self.words_lost += sum(missing.values())
             self.lost.append({"case": case, "whole": whole, "answered": heard})
@@ -129,6 +131,22 @@ class Bench:
             call.feed(with_noise(silence(1.0, rate), SNR_DB, seed=3))
             call.feed(with_noise(np.concatenate([sound, silence(1.5, rate)]), SNR_DB, seed=4))
             return "barge_in" in call.kinds()
+
+
+def time_calls(obj, name: str) -> list[float]:
+    """Wrap ``obj.name`` to record the thread CPU ms of every call (it runs in a worker)."""
+    spent: list[float] = []
+    method = getattr(obj, name)
+
+    def timed(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent.append((time.thread_time() - started) * 1000)
+
+    setattr(obj, name, timed)
+    return spent
 
 
 def backchannel_sounds(engine: Engine, rate: int) -> dict[str, np.ndarray]:
@@ -146,6 +164,7 @@ def backchannel_sounds(engine: Engine, rate: int) -> dict[str, np.ndarray]:
 def run(rate: int) -> dict:
     engine = Engine(config.load(), Metrics())
     engine.start()
+    asks = time_calls(engine.turn_model, "complete_probability")
     bench = Bench(engine, rate)
     steal = StealMeter()
     premature: dict[str, list[bool]] = {f"{int(p * 1000)}ms": [] for p in PAUSES_S}
@@ -156,7 +175,8 @@ def run(rate: int) -> dict:
                 result = bench.utterance(audio)
                 premature[f"{int(pause_s * 1000)}ms"].append(result["talked_early"])
                 if result["answered"]:
-                    bench.count_lost(audio, result["transcript"], f"{voice}: {text} ({pause_s})")
+                    bench.count_lost(audio, text, result["transcript"],
+                                     f"{voice}: {text} ({pause_s})")
     e2e: list[float] = []
     slow = []
     for text in COMPLETE:
@@ -167,7 +187,10 @@ def run(rate: int) -> dict:
                 e2e.append(result["e2e_ms"])
                 slow.append({"case": f"{voice}: {text}", "e2e_ms": round(result["e2e_ms"])})
             if result["answered"]:
-                bench.count_lost(audio, result["transcript"], f"{voice}: {text}")
+                bench.count_lost(audio, text, result["transcript"], f"{voice}: {text}")
+    answered = len(PAUSED) * len(PAUSES_S) * len(VOICES) + len(COMPLETE) * len(VOICES)
+    model = {"questions_per_turn": round(len(asks) / answered, 2),
+             "cpu_ms_per_question": percentiles([ms for ms in asks])}
     cut_off = {name: bench.backchannel(sound)
                for name, sound in backchannel_sounds(engine, rate).items()}
     engine.close()
@@ -180,6 +203,7 @@ def run(rate: int) -> dict:
         "false_barge_in_rate": round(sum(cut_off.values()) / len(cut_off), 3),
         "cut_off_by": sorted(name for name, cut in cut_off.items() if cut),
         "words_lost": bench.words_lost,
+        "end_of_turn_model": model,
         "lost_in": bench.lost[:5],
         "cases": {"paused": len(all_premature), "complete": len(COMPLETE) * len(VOICES),
                   "backchannel": len(cut_off)},
