@@ -77,13 +77,13 @@ def test_barge_in_clears_playback_and_keeps_whole_utterance(engine):
         played_before = call.sink.position
         assert call.sink.position < call.sink.frames_queued, "TOM should still be speaking"
         interruption = espeak_say(INTERRUPTION, rate)
-        call.feed(interruption[:int(0.6 * rate)])
+        call.feed(interruption[:int(1.3 * rate)])     # past TOM_BARGE_IN_SURE_MS of speech
         barge = call.wait_for("barge_in", timeout_s=1)
         assert barge["latency_ms"] < 120
         # Playback was dropped: nothing new queued is played after the barge-in.
         assert call.sink.position == call.sink.frames_queued
         sent_at_barge_in = len(call.heard)
-        call.feed(interruption[int(0.6 * rate):])
+        call.feed(interruption[int(1.3 * rate):])
         transcript = call.feed_until(silence(10, rate), "transcript", 10)["text"]
         assert word_error_rate(INTERRUPTION, transcript) <= 0.3, transcript
         # History keeps only what the caller heard of the first answer.
@@ -275,3 +275,23 @@ def _audible(audio):
 
 def _users(call):
     return [e["content"] for e in call.conversation.history if e["role"] == "user"]
+
+
+@pytest.mark.parametrize("said,cut_off", [("okay", False), ("mhm", False), ("no wait", True)])
+def test_a_listening_word_lets_tom_go_on_and_a_no_stops_it(engine, said, cut_off):
+    """All three are shorter than TOM_BARGE_IN_SURE_MS: TOM holds while Whisper hears them."""
+    rate = 8000
+    with CallHarness(engine, rate) as call:
+        call.conversation.say("greeting")
+        call.feed(silence(1.0, rate))
+        fed = len(call.log)
+        call.feed(espeak_say(said, rate))
+        if cut_off:
+            call.feed_until(silence(20, rate), "reply_done", 20, since=fed)
+            assert "barge_in" in call.kinds()
+            heard = [d["text"] for k, d in call.log if k == "transcript"][-1]
+            assert words(heard) == said.split(), heard
+        else:
+            assert call.feed_silence_until_idle(timeout_s=30)
+            assert "barge_in" not in call.kinds()
+            assert len(call.heard) == call.sink.frames_queued   # the greeting went on to its end

@@ -9,7 +9,7 @@ from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechSta
                                         TurnDetector, UtteranceEnded)
 from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
-from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
+from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
 from tomctl.speech.sentences import SentenceSplitter, speakable
 from tomctl.speech.whisper import (drop_reason, repeats_itself, restart_index, trim_restart,
                                    window_frames)
@@ -170,6 +170,34 @@ def test_a_very_long_utterance_is_cut():
 def test_barge_in_decisions(phase, speech, speech_ms, held, quiet_ms, expected):
     assert decide(phase, speech, speech_ms, held, min_speech_ms=200, quiet_ms=quiet_ms,
                   resume_after_ms=96) is expected
+
+
+@pytest.mark.parametrize("speech,speech_ms,held,quiet_ms,checking,expected", [
+    (SpeechState.SPEAKING, 300, True, 0, False, Action.NONE),        # a word, perhaps: hold
+    (SpeechState.STOPPING, 300, True, 100, False, Action.NONE),      # over: still unknown
+    (SpeechState.QUIET, 0, True, 100, True, Action.NONE),            # Whisper is hearing it
+    (SpeechState.QUIET, 0, True, 100, False, Action.RESUME),         # it was "mhm"
+    (SpeechState.QUIET, 0, False, 0, False, Action.HOLD),            # a sound: pause TOM
+    (SpeechState.SPEAKING, 700, True, 0, False, Action.BARGE_IN),    # sure: at once
+])
+def test_short_speech_over_tom_holds_until_its_words_are_known(speech, speech_ms, held,
+                                                                quiet_ms, checking, expected):
+    assert decide(ReplyPhase.SPEAKING, speech, speech_ms, held, min_speech_ms=200,
+                  quiet_ms=quiet_ms, resume_after_ms=96, sure_ms=700,
+                  checking=checking) is expected
+
+
+@pytest.mark.parametrize("text,language,expected", [
+    ("Mhm.", "en", True), ("Okay.", "en", True), ("Yeah, okay.", "en", True),
+    ("Uh-huh.", "en", True), ("Right.", "en", True), ("I see.", "en", True), ("", "en", True),
+    ("Mmmmm", "en", True), ("Hmmm.", "en", True), ("Yeah Yeah Yeah", "en", True),
+    ("No.", "en", False), ("Stop.", "en", False), ("Wait.", "en", False),
+    ("Okay, but what about the price?", "en", False),
+    ("Ja genau.", "de", True), ("Alles klar.", "de", True), ("Nein.", "de", False),
+    ("Moment mal.", "de", False),
+])
+def test_listening_words_are_told_from_an_interruption(text, language, expected):
+    assert is_backchannel(text, language) is expected
 
 
 def test_loudness_onset_follows_the_noise_floor():

@@ -173,7 +173,12 @@ class TurnSettings:
         _positive, "> 0")
     barge_in_min_speech_ms: int = setting(
         "TOM_BARGE_IN_MIN_SPEECH_MS", 200,
-        "Speech needed to interrupt the assistant; shorter noise or a 'mhm' does not.",
+        "Speech that may interrupt the assistant: it holds until Whisper has heard it, and a "
+        "listening word ('mhm', 'okay') lets it go on. Shorter noise never interrupts.",
+        _non_negative, ">= 0")
+    barge_in_sure_ms: int = setting(
+        "TOM_BARGE_IN_SURE_MS", 1000,
+        "Speech this long interrupts the assistant at once, whatever it says.",
         _non_negative, ">= 0")
 
 

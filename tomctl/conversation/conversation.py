@@ -27,7 +27,7 @@ from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechSta
 from tomctl.audio.vad import CHUNK_MS
 from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
 from tomctl.conversation.reply import Reply
-from tomctl.conversation.turn_taking import Action, ReplyPhase, decide
+from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
 from tomctl.errors import PipelineError
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
@@ -106,6 +106,8 @@ class Conversation:
         self.id = conversation_id
         turns = engine.settings.turns
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
+        self._sure_barge_in_ms = turns.barge_in_sure_ms
+        self._check: tuple | None = None      # (STT job, audio, turn) of words said over TOM
         self._min_utterance_ms = turns.min_utterance_ms
         self._policy = Policy(turns.ask_after_ms, turns.ask_every_ms, turns.max_silence_ms,
                               turns.complete_threshold)
@@ -166,7 +168,7 @@ class Conversation:
     @property
     def idle(self) -> bool:
         """Nobody is talking and nothing is waiting to be answered."""
-        return (not self._answering and self._utterances.empty()
+        return (not self._answering and self._utterances.empty() and self._check is None
                 and self._phase() is ReplyPhase.IDLE
                 and self._detector.state is SpeechState.QUIET)
 
@@ -211,6 +213,7 @@ class Conversation:
         if voice_sign:
             self._last_voice_sign_ms = self._audio_ms
         self._take_turn_decision(now)
+        self._follow_check(now)
         self._follow_end_of_turn(now)
 
     def _note_audible(self, samples: np.ndarray, now: float) -> None:
@@ -318,9 +321,13 @@ class Conversation:
                 return
             self._drop_speculation()
             if self._phase() is ReplyPhase.SPEAKING:
-                # TOM kept talking (the caller did not speak long enough to barge in): a
-                # backchannel such as "mhm", not a turn.
-                event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
+                # Said over TOM, too short to be sure of: TOM holds while Whisper hears it.
+                if detected.speech_ms >= self._min_barge_in_ms and self._held_at is not None:
+                    turn = Turn(self._speech_end_at, owner=self.id)
+                    self._check = (self._engine.transcribe_async(detected.audio, turn=turn),
+                                   detected.audio, turn)
+                else:
+                    event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
                 return
             audio = detected.audio
             if self._unanswered is not None:
@@ -330,6 +337,23 @@ class Conversation:
             self._speculation = None
             self._utterances.put(Utterance(audio, Turn(speech_end, owner=self.id),
                                            speculation))
+
+    def _follow_check(self, now: float) -> None:
+        """Words said over TOM are known: a listening word lets TOM go on, others are a turn."""
+        if self._check is None or not self._check[0].result.ready():
+            return
+        ticket, audio, turn = self._check
+        self._check = None
+        value = ticket.result.value if ticket.result.successful() else None
+        if value is None or value[0].dropped or is_backchannel(value[0].text, self._language):
+            event(log, "backchannel_ignored", conversation=self.id)
+            return                     # TOM resumes with the next decision
+        if self._phase() is ReplyPhase.SPEAKING:
+            self._barge_in(now)
+        if self._unanswered is not None:    # the caller went on with the turn TOM answered
+            audio, ticket = np.concatenate([self._unanswered, audio]), None
+            self._unanswered = None
+        self._utterances.put(Utterance(audio, turn, ticket))
 
     def _phase(self) -> ReplyPhase:
         reply = self._reply
@@ -345,7 +369,8 @@ class Conversation:
         action = decide(self._phase(), self._detector.state, self._detector.speech_ms,
                         self._held_at is not None, self._min_barge_in_ms,
                         quiet_ms=self._audio_ms - self._last_voice_sign_ms,
-                        resume_after_ms=RESUME_AFTER_MS)
+                        resume_after_ms=RESUME_AFTER_MS, sure_ms=self._sure_barge_in_ms,
+                        checking=self._check is not None)
         if action is Action.HOLD:
             self._sink.hold()
             self._held_at = now
@@ -380,6 +405,12 @@ class Conversation:
             self._on_event("restart")
         elif reply.history_entry is not None:
             self._prime()          # the history now says what the caller actually heard
+        if self._check is not None:
+            # Words said over TOM a moment ago begin what the caller is saying now.
+            audio = self._check[1]
+            self._check = None
+            self._unanswered = audio if self._unanswered is None else np.concatenate(
+                [self._unanswered, audio])
 
     def _went_on(self, reply: Reply) -> bool:
         """Did the caller, now speaking, go on with the turn ``reply`` answers? Yes if they

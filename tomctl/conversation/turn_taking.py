@@ -1,9 +1,10 @@
 """What to do when the caller makes a sound while TOM thinks or speaks (pure).
 
 TOM holds its audio the moment the VAD hears the caller start (the barge-in latency the
-caller notices), and only throws the answer away once the caller has spoken for
-TOM_BARGE_IN_MIN_SPEECH_MS. Noise or a short "mhm" therefore pauses TOM briefly and it
-carries on where it stopped, losing nothing.
+caller notices). Speech of TOM_BARGE_IN_SURE_MS interrupts it at once. Shorter speech of at
+least TOM_BARGE_IN_MIN_SPEECH_MS keeps TOM holding until Whisper has heard what it was: a
+listening word ("mhm", "okay", "ja genau") lets TOM carry on where it stopped, anything else
+("no", "stop", "wait") interrupts it. Noise shorter than that only pauses TOM briefly.
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ class Action(enum.Enum):
 
 
 def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
-           min_speech_ms: int, quiet_ms: int = 0, resume_after_ms: int = 0) -> Action:
+           min_speech_ms: int, quiet_ms: int = 0, resume_after_ms: int = 0,
+           sure_ms: int | None = None, checking: bool = False) -> Action:
     """``quiet_ms``: audio since the last sign of the caller's voice (a loud frame, a chunk
     the VAD scores as likely speech, or the turn detector hearing speech); 0 means a sign in
     this very frame. Holding on a sign is cheap; TOM resumes once the line has been quiet for
-    ``resume_after_ms``, so a hold does not flicker on and off between syllables."""
+    ``resume_after_ms``, so a hold does not flicker on and off between syllables.
+    ``sure_ms`` (default ``min_speech_ms``): speech that interrupts TOM whatever it says;
+    ``checking``: Whisper is hearing what shorter speech said, and TOM keeps holding."""
+    sure_ms = min_speech_ms if sure_ms is None else sure_ms
     talking = quiet_ms == 0 or speech is not SpeechState.QUIET
     if phase is ReplyPhase.IDLE:
         return Action.RESUME if held else Action.NONE
@@ -41,9 +46,11 @@ def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
         if speech is not SpeechState.QUIET and speech_ms >= min_speech_ms:
             return Action.RESTART
         return Action.NONE
-    if speech is not SpeechState.QUIET and speech_ms >= min_speech_ms:
+    if speech is not SpeechState.QUIET and speech_ms >= sure_ms:
         return Action.BARGE_IN
-    if talking:
+    # Words, perhaps: hold on until they are known.
+    word_long = speech is not SpeechState.QUIET and speech_ms >= min_speech_ms
+    if talking or checking or word_long:
         return Action.NONE if held else Action.HOLD
     return Action.RESUME if held and quiet_ms >= resume_after_ms else Action.NONE
 
@@ -57,6 +64,8 @@ _BACKCHANNEL = {
            "richtig", "stimmt", "aha", "ach", "so", "super", "prima", "verstehe", "ah", "oh"},
 }
 _BACKCHANNEL_WORDS = 3
+# However Whisper spells a hum: "Mmmmm", "Hmmm", "Mhmm", "Uhh", "Ahh".
+_HUM = re.compile(r"[mh]+|u+h+|a+h+|o+h+")
 
 
 def is_backchannel(text: str, language: str) -> bool:
@@ -64,4 +73,5 @@ def is_backchannel(text: str, language: str) -> bool:
     sound under TOM's voice that should not cut it off (pure)."""
     words = re.findall(r"[^\W\d_]+", text.lower().replace("-", ""))
     known = _BACKCHANNEL.get(language, _BACKCHANNEL["en"])
-    return len(words) <= _BACKCHANNEL_WORDS and all(word in known for word in words)
+    return len(words) <= _BACKCHANNEL_WORDS and all(
+        word in known or _HUM.fullmatch(word) for word in words)
