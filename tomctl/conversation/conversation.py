@@ -52,6 +52,9 @@ RESUME_AFTER_MS = 96
 # A caller who starts speaking this soon after TOM's first word reached them cannot have
 # been answering it (a listener needs longer to react): they were going on with their turn.
 GOING_ON_S = 0.4
+# Whisper makes words of a hum on a noisy line ("Can", "I hope") with little confidence:
+# words said over TOM interrupt it only when Whisper is at least this sure of them.
+SURE_WORDS_LOGPROB = -1.0
 EventCallback = Callable[..., None]
 
 
@@ -232,7 +235,7 @@ class Conversation:
         # it is silence, the caller's own silence is the earlier and the safer signal.
         silent_ms = (now - self._last_audible_at) * 1000
         if self._phase() is ReplyPhase.SPEAKING:
-            # A backchannel under TOM's voice is over once it is quiet; it is never answered.
+            # Speech over TOM's voice is over once it is quiet; its words decide what it was.
             if silent_ms >= self._policy.ask_after_ms:
                 self._end_turn(now)
             return
@@ -345,14 +348,18 @@ class Conversation:
         ticket, audio, turn = self._check
         self._check = None
         value = ticket.result.value if ticket.result.successful() else None
-        if value is None or value[0].dropped or is_backchannel(value[0].text, self._language):
+        if value is None or value[0].dropped or value[0].avg_logprob < SURE_WORDS_LOGPROB \
+                or is_backchannel(value[0].text, self._language):
             event(log, "backchannel_ignored", conversation=self.id)
             return                     # TOM resumes with the next decision
         if self._phase() is ReplyPhase.SPEAKING:
             self._barge_in(now)
         if self._unanswered is not None:    # the caller went on with the turn TOM answered
             audio, ticket = np.concatenate([self._unanswered, audio]), None
-            self._unanswered = None
+        if self._detector.state is not SpeechState.QUIET:
+            self._unanswered = audio        # still talking: these words begin that turn
+            return
+        self._unanswered = None
         self._utterances.put(Utterance(audio, turn, ticket))
 
     def _phase(self) -> ReplyPhase:
