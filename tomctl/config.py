@@ -140,7 +140,7 @@ class TurnSettings:
                                    "Speech needed before a turn is considered started.",
                                    _positive, ">= 1")
     ask_after_ms: int = setting(
-        "TOM_TURN_ASK_AFTER_MS", 160,
+        "TOM_TURN_ASK_AFTER_MS", 128,
         "Silence after which TOM asks the end-of-turn model whether the caller has finished, "
         "and starts answering speculatively.", lambda v: 32 <= v <= 1000, "between 32 and 1000")
     ask_every_ms: int = setting(
