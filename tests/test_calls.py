@@ -2,6 +2,7 @@
 service (real sockets, real models) and records what the caller heard."""
 
 import json
+import re
 import logging
 import os
 import subprocess
@@ -342,7 +343,15 @@ def test_a_synthetic_call_is_answered_and_timed(phone):
     wait_until(lambda: phone.service.link.state == "down", 10, "the link to drop")
     code, output = tomctl(phone, "synthetic-call")
     assert code == 1 and "originate failed" in output
+    wait_until(lambda: phone.service.link.last_error.startswith("ConnectionRefusedError"), 10,
+               "a failed reconnect")
+    code, output = tomctl(phone, "status")
+    assert code == 0 and re.search(r"FreeSWITCH link +down: ConnectionRefusedError: .* "
+                                   r"\(\d+ s ago\)\n", output), output
     phone.switch.start()
+    wait_until(lambda: phone.service.link.state == "up", 30, "the link to come back")
+    code, output = tomctl(phone, "status")         # the old error is not shown next to "up"
+    assert code == 0 and re.search(r"FreeSWITCH link +up\n", output), output
 
 
 def test_purge_runs_through_the_service(phone):

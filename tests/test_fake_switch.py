@@ -853,6 +853,10 @@ def test_bgapi_originate_makes_a_synthetic_call(switch, tom, tmp_path):
     assert job.get("Job-Command") == "originate"
     call = switch.calls[-1]
     assert call.caller.pcm == b"\x01\x00" * 4000
+    # The originated leg's application returns when the WAV has played: FreeSWITCH hangs up.
+    assert not call.hung_up
+    assert call.wait_hung_up(timeout_s=5) and call.hangup_cause == "NORMAL_CLEARING"
+    assert call.audio_position_s >= 0.5
 
 
 # -- segmentation and life cycle ---------------------------------------------------------

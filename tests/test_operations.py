@@ -1,13 +1,15 @@
 """Operating a real `tomctl serve` process against the fake FreeSWITCH: status, calls,
-metrics and selfcheck show its calls, and a kill -9 mid-call loses no finished record."""
+metrics and selfcheck show its calls, a kill -9 mid-call loses no record, and the rough
+edges a new operator meets (a port in use, a pipe closed early) end in one clear line."""
 
 import json
 import os
+import socket
 import sqlite3
 
 import pytest
 
-from tests.cli import run_tomctl
+from tests.cli import run_tomctl, run_tomctl_into_a_closed_pipe
 from testkit.serve import start_serve
 from testkit.fakes import FakeSwitch
 from tests.wsclient import http_get
@@ -45,6 +47,8 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
         assert [(c["id"], c["outcome"]) for c in calls["finished"]] == [(first.uuid, "abandoned")]
         code, output = run_tomctl(cli, "status")
         assert code == 0 and "active calls" in output and "up" in output
+        for command in ("calls", "status"):      # `tomctl calls | head`, the reader gone
+            assert run_tomctl_into_a_closed_pipe(cli, command) == (141, "")
         code, output = run_tomctl(cli, "selfcheck", "--json")
         assert code == 0 and json.loads(output)["status"] == "green", output
         metrics = http_get(("127.0.0.1", ready["admin_port"]), "/metrics")
@@ -59,12 +63,18 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
             process.kill()
         switch.stop()
 
-    # TOM starts again on the same database and still knows the finished call.
+    # TOM starts again on the same database, still knows the finished call, and shows the
+    # one the crash cut off as lost.
     process, ready = start_serve(environ)
     try:
-        code, output = run_tomctl({**environ, "TOM_ADMIN_PORT": str(ready["admin_port"])},
-                                  "calls", "--json")
-        assert code == 0 and [c["id"] for c in json.loads(output)["finished"]] == [first.uuid]
+        cli = {**environ, "TOM_ADMIN_PORT": str(ready["admin_port"])}
+        code, output = run_tomctl(cli, "calls", "--json")
+        assert code == 0
+        assert [(c["id"], c["outcome"], c["hangup_cause"])
+                for c in json.loads(output)["finished"]] == [
+            (second.uuid, "lost", None), (first.uuid, "abandoned", "NORMAL_CLEARING")]
+        code, output = run_tomctl(cli, "calls")
+        assert code == 0 and f"{second.uuid}  ended" in output and output.count("lost") == 1
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
@@ -73,11 +83,32 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
     store.start()                      # opens cleanly after the crash
     try:
         finished = store.recent_calls(10)
-        assert [(c["id"], c["outcome"]) for c in finished] == [(first.uuid, "abandoned")]
-        assert finished[0]["caller_hash"] and finished[0]["answered_at"]
+        assert [(c["id"], c["outcome"]) for c in finished] == [(second.uuid, "lost"),
+                                                               (first.uuid, "abandoned")]
+        assert all(c["caller_hash"] and c["answered_at"] for c in finished)
+        assert finished[0]["ended_at"] >= finished[0]["answered_at"]
         with sqlite3.connect(database) as db:
             assert db.execute("pragma integrity_check").fetchone() == ("ok",)
-            assert db.execute("select count(*) from calls where id = ?",
-                              [second.uuid]).fetchone() == (1,)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("setting", ["TOM_ESL_LISTEN_PORT", "TOM_GATEWAY_PORT",
+                                     "TOM_ADMIN_PORT"])
+def test_a_port_in_use_stops_serve_before_the_models_load_naming_its_setting(tmp_path,
+                                                                              setting):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        environ = {**os.environ, "TOM_ESL_LISTEN_PORT": "0", "TOM_ADMIN_PORT": "0",
+                   "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true",
+                   "TOM_DB_PATH": str(tmp_path / "calls.db"),
+                   "TOM_SPOOL_DIR": str(tmp_path / "spool"), "TOM_LOG_FORMAT": "json",
+                   setting: str(port)}
+        code, output = run_tomctl(environ, "serve")
+    assert code == 2, output
+    assert "model_loaded" not in output and "Traceback" not in output
+    assert output.strip().splitlines() == [
+        f"tomctl: error: port {port} on 127.0.0.1 is in use by another "
+        f"process: set {setting} to a free port, or stop that process"]

@@ -38,8 +38,8 @@ class AdminServer:
         assert self._server is not None
         return self._server.address
 
-    def start(self) -> None:
-        self._server = WSGIServer(self._address, self._app, spawn=gevent.pool.Pool(16),
+    def start(self, sock=None) -> None:
+        self._server = WSGIServer(sock or self._address, self._app, spawn=gevent.pool.Pool(16),
                                   log=None, error_log=None)
         self._server.start()
         event(log, "admin_listening", host=self._address[0], port=self.address[1])
@@ -79,7 +79,9 @@ class AdminServer:
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at),
             "freeswitch_link": {"state": link.state, "connects": link.connects,
-                                "last_error": link.last_error},
+                                "last_error": link.last_error,
+                                "last_error_age_s": round(time.time() - link.last_error_at)
+                                if link.last_error else None},
             "models": {name: model.device for name, model in service.engine.models.items()},
             "active_calls": len(service.registry.active()),
             "e2e_latency_ms": service.store.latency_summary(LATENCY_WINDOW_S),

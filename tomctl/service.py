@@ -9,6 +9,7 @@ from tomctl.config import Settings
 from tomctl.engine import Engine
 from tomctl.gateway.server import Gateway
 from tomctl.health import Selfcheck
+from tomctl.listeners import Listeners, bind_all
 from tomctl.loop_lag import LoopLag
 from tomctl.privacy import NumberHasher
 from tomctl.store.calls import CallStore
@@ -37,15 +38,17 @@ class Service:
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)
 
-    def start(self) -> None:
-        """The engine must be started; prompts are written before the first call can come."""
+    def start(self, listeners: Listeners | None = None) -> None:
+        """The engine must be started; prompts are written before the first call can come.
+        ``listeners``: the ports, bound before the models were loaded (tomctl serve)."""
+        listeners = listeners or bind_all(self.settings)
         self.loop_lag.start()
         self.store.start()
         self.spool.start()
-        self.listener.start()
+        self.listener.start(listeners.esl)
         self.link.start()
-        self.gateway.start()
-        self.admin.start()
+        self.gateway.start(listeners.gateway)
+        self.admin.start(listeners.admin)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self.admin.stop()

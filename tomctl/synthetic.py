@@ -5,6 +5,10 @@ extension; the loopback's caller leg plays a question synthesised once into the 
 answers that call like any other, and the synthetic call passes when TOM answered the
 question within the time limit, reporting the end-to-end latency TOM measured. The call is
 recognised by its loopback peer uuid, which TOM chooses (origination_uuid).
+
+FreeSWITCH hangs an originated channel up as soon as its application returns, so the
+question WAV ends in silence longer than the time TOM has to answer: the caller stays on
+the line until TOM answered, and then this side hangs up.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ POLL_S = 0.1
 def run(service: Any, extension: str, context: str) -> dict:
     """Place the call, wait for TOM's answer, hang up; a dict saying what happened."""
     peer = wire.new_uuid()
-    wav = service.spool.question_wav(QUESTION, LEAD_SILENCE_S)
+    wav = service.spool.question_wav(QUESTION, LEAD_SILENCE_S, ANSWER_TIMEOUT_S + 5)
     started = time.monotonic()
     try:
         service.link.api("originate",

@@ -5,7 +5,9 @@ Accepted originate form (for synthetic calls), everything else is -USAGE:
     originate [{origination_uuid=..,origination_caller_id_number=..,
                 origination_caller_id_name=..}]loopback/<ext>[/<context>] &playback(<wav>)
 The WAV must be 8 kHz mono 16-bit; it becomes the caller's audio from answer on. The result
-is `+OK <A-leg uuid>` once TOM answered, like the captured loopback originate.
+is `+OK <A-leg uuid>` once TOM answered, like the captured loopback originate. As on a real
+FreeSWITCH, an originated channel hangs up (NORMAL_CLEARING) as soon as its application
+returns: when the WAV has played out.
 """
 
 from __future__ import annotations
@@ -220,5 +222,12 @@ class Api:
             return "-ERR NO_ANSWER\n"
         if not call.answered:
             return "-ERR %s\n" % (call.hangup_cause or "NORMAL_CLEARING")
+        self.switch.spawn(self._hang_up_after_playback, call, len(pcm) / 2 / 8000)
         gevent.sleep(TICK_S)   # the captured job result came one tick after the answer
         return "+OK %s\n" % call.a_uuid
+
+    @staticmethod
+    def _hang_up_after_playback(call: "FakeCall", seconds: float) -> None:
+        gevent.sleep(max(0.0, seconds - call.audio_position_s))
+        if not call.hung_up:
+            call.session.hangup("NORMAL_CLEARING")

@@ -11,6 +11,7 @@ import gevent.event
 
 from tomctl import config, logs
 from tomctl.engine import Engine
+from tomctl.listeners import bind_all
 from tomctl.logs import event
 from tomctl.metrics import Metrics
 from tomctl.service import Service
@@ -27,13 +28,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
     logs.configure(settings.log)
+    listeners = bind_all(settings)       # a port in use stops us before the slow part
     engine = Engine(settings, Metrics())
     stop = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, stop.set)
     engine.start()
     service = Service(settings, engine)
-    service.start()
+    service.start(listeners)
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
           esl_port=service.listener.address[1], freeswitch_link=service.link.state,
           page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/",

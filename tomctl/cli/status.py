@@ -58,8 +58,7 @@ def run_status(args: argparse.Namespace) -> int:
     e2e = status["e2e_latency_ms"]
     rows = [("version", status["version"]),
             ("uptime", f"{status['uptime_s']} s"),
-            ("FreeSWITCH link", link["state"] + (f" ({link['last_error']})"
-                                                 if link["last_error"] else "")),
+            ("FreeSWITCH link", _link_line(link)),
             ("models", ", ".join(f"{name}: {device}"
                                  for name, device in status["models"].items())),
             ("active calls", str(status["active_calls"])),
@@ -70,6 +69,14 @@ def run_status(args: argparse.Namespace) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     return 0
+
+
+def _link_line(link: dict) -> str:
+    """The state, and the last error only while the link is not up: an error from before
+    the link came back says nothing about it now."""
+    if link["state"] == "up" or not link["last_error"]:
+        return link["state"]
+    return f"{link['state']}: {link['last_error']} ({link['last_error_age_s']} s ago)"
 
 
 def _selfcheck_line(last: dict | None) -> str:

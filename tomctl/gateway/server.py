@@ -51,12 +51,12 @@ class Gateway:
         assert self._server is not None
         return self._server.address
 
-    def start(self) -> None:
+    def start(self, sock=None) -> None:
         self._verifier.check_start()
         # Page requests and refusals need greenlets beyond the conversations themselves.
         pool = gevent.pool.Pool(self._settings.max_connections + 32)
-        self._server = gevent.server.StreamServer((self._settings.host, self._settings.port),
-                                                  self._serve, spawn=pool)
+        self._server = gevent.server.StreamServer(
+            sock or (self._settings.host, self._settings.port), self._serve, spawn=pool)
         self._server.start()
         event(log, "gateway_listening", host=self._settings.host, port=self.address[1],
               token_required=self._verifier.required)

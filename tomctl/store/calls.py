@@ -166,6 +166,21 @@ class CallStore:
         self._db = sqlite_utils.Database(conn)
         self._db.enable_wal()
         MIGRATIONS.apply(self._db)
+        self._end_lost_calls()
+
+    def _end_lost_calls(self) -> None:
+        """Calls a previous run left open (kill -9, power loss) ended with it: outcome
+        ``lost``, at the last moment known of them, hangup cause unknown (NULL)."""
+        with self._db.conn:
+            lost = self._db.execute(
+                "update calls set outcome = 'lost', "
+                "ended_at = coalesce((select max(at) from turns where call_id = calls.id), "
+                "answered_at, started_at), "
+                "turns = (select count(*) from turns where call_id = calls.id) "
+                "where ended_at is null").rowcount
+        if lost:
+            event(log, "calls_lost", level=logging.WARNING, calls=lost,
+                  why="left open by a previous run that did not stop cleanly")
 
     def _close(self) -> None:
         if self._db is not None:

@@ -9,6 +9,7 @@ rather than waiting.
 from __future__ import annotations
 
 import logging
+import time
 
 import gevent
 
@@ -35,6 +36,7 @@ class FreeSwitchLink:
         self.state = "disabled" if not settings.fs_password else "connecting"
         self.connects = 0            # successful connections so far
         self.last_error = ""
+        self.last_error_at = 0.0     # time.time() of last_error
 
     def start(self) -> None:
         if self._settings.fs_password:
@@ -84,5 +86,5 @@ class FreeSwitchLink:
     def _down(self, reason: str) -> None:
         if self.state != "down":
             event(log, "esl_link_down", level=logging.WARNING, reason=reason)
-        self.state, self.last_error = "down", reason
+        self.state, self.last_error, self.last_error_at = "down", reason, time.time()
         self._metrics.esl_link_up.set(0)

@@ -44,10 +44,12 @@ class CallListener:
         assert self._server is not None
         return self._server.address
 
-    def start(self) -> None:
+    def start(self, sock=None) -> None:
+        """Listen on ``sock`` (bound by tomctl.listeners), else on the configured port."""
         pool = gevent.pool.Pool(self._settings.max_calls + REJECT_HEADROOM)
         self._server = gevent.server.StreamServer(
-            (self._settings.listen_host, self._settings.listen_port), self._accept, spawn=pool)
+            sock or (self._settings.listen_host, self._settings.listen_port), self._accept,
+            spawn=pool)
         self._server.start()
         event(log, "listening", host=self._settings.listen_host, port=self.address[1])
 

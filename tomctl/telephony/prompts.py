@@ -48,13 +48,14 @@ class PromptSpool:
             self._save(path, pcm)
         return path, len(pcm) / 2 / RATE
 
-    def question_wav(self, text: str, lead_silence_s: float) -> str:
-        """A caller's question for synthetic calls (after some silence), made once."""
-        digest = hashlib.sha256(f"{lead_silence_s}\n{text}".encode()).hexdigest()[:12]
+    def question_wav(self, text: str, lead_silence_s: float, tail_s: float) -> str:
+        """A caller's question for synthetic calls, between two silences, made once."""
+        digest = hashlib.sha256(f"{lead_silence_s}\n{tail_s}\n{text}".encode()).hexdigest()[:12]
         path = wire.spool_path(self.directory, f"synthetic-{digest}.wav")
         if not os.path.exists(path):
-            silence = b"\0\0" * int(lead_silence_s * RATE)
-            self._save(path, silence + b"".join(self._engine.synthesize(text, RATE)))
+            self._save(path, b"\0\0" * int(lead_silence_s * RATE)
+                       + b"".join(self._engine.synthesize(text, RATE))
+                       + b"\0\0" * int(tail_s * RATE))
         return path
 
     def _save(self, path: str, pcm: bytes) -> None:
