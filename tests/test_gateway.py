@@ -187,6 +187,16 @@ def test_the_page_is_served(gateway):
     assert sock.recv(100).startswith(b"HTTP/1.1 404")
 
 
+def test_a_broken_websocket_handshake_gets_a_400(gateway):
+    server = gateway()
+    host = f"127.0.0.1:{server.address[1]}".encode()
+    sock = gevent.socket.create_connection(server.address)
+    # Upgrade: websocket without Sec-WebSocket-Key/-Version (found by tests/fuzz).
+    sock.sendall(b"GET /ws HTTP/1.1\r\nHost: " + host + b"\r\nOrigin: http://" + host +
+                 b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    assert sock.recv(100).startswith(b"HTTP/1.1 400 Bad Request")
+
+
 def test_unsafe_configurations_refuse_to_start(engine):
     with pytest.raises(ConfigError, match="TOM_JWT_SECRET"):
         Gateway(settings(TOM_JWT_SECRET=""), engine).start()

@@ -112,3 +112,51 @@ def test_a_port_in_use_stops_serve_before_the_models_load_naming_its_setting(tmp
     assert output.strip().splitlines() == [
         f"tomctl: error: port {port} on 127.0.0.1 is in use by another "
         f"process: set {setting} to a free port, or stop that process"]
+
+
+def serve_environ(tmp_path, switch: FakeSwitch, **overrides) -> dict:
+    return {**os.environ, "TOM_ESL_LISTEN_PORT": "0", "TOM_ADMIN_PORT": "0",
+            "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true",
+            "TOM_FS_PORT": str(switch.esl_port), "TOM_FS_PASSWORD": "ClueCon",
+            "TOM_DB_PATH": str(tmp_path / "calls.db"), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
+            "TOM_MEDIA_PORT_FIRST": "44100", "TOM_MEDIA_PORT_LAST": "44199",
+            "TOM_LOG_FORMAT": "json", **overrides}
+
+
+@pytest.mark.parametrize("drain_s, caller_hangs_up", [(120, True), (2, False)])
+def test_sigterm_takes_no_new_call_and_lets_the_current_ones_finish(tmp_path, drain_s,
+                                                                    caller_hangs_up):
+    switch = FakeSwitch(tom_address=("127.0.0.1", 1), fallback_extension="operator")
+    switch.start()
+    process, ready = start_serve(serve_environ(tmp_path, switch, TOM_DRAIN_S=str(drain_s)))
+    try:
+        switch.tom_address = ("127.0.0.1", ready["esl_port"])
+        current = switch.place_call(b"")
+        assert current.wait_answered(timeout_s=15)
+        current.wait_heard(3200, timeout_s=10)
+        process.terminate()
+        stopping = _next_log_event(process, "stopping")
+        assert (stopping["active_calls"], stopping["drain_s"]) == (1, drain_s)
+        late = switch.place_call(b"")               # after SIGTERM: not taken
+        assert late.wait_ended(timeout_s=10) and late.fell_back and late.commands == []
+        assert process.poll() is None and not current.hung_up   # the call goes on
+        heard = len(current.heard)
+        assert current.wait_for(lambda: len(current.heard) > heard + 50, 10, "TOM speaking on")
+        if caller_hangs_up:
+            current.hangup()
+        else:                                        # the drain ends: to the fallback
+            assert current.wait_fell_back(timeout_s=drain_s + 10)
+        assert current.wait_ended(timeout_s=10)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        switch.stop()
+
+
+def _next_log_event(process, name: str) -> dict:
+    for line in process.stdout:
+        entry = json.loads(line)
+        if entry["event"] == name:
+            return entry
+    raise AssertionError(f"tomctl serve exited without logging {name}")

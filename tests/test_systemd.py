@@ -1,5 +1,6 @@
 """The systemd unit passes systemd-analyze, and TOM speaks systemd's notify protocol."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from gevent import socket
 
+from tomctl import config
 from tomctl.systemd import Watchdog, notify
 
 UNITS = Path(__file__).parent.parent / "systemd"
@@ -40,6 +42,13 @@ def test_the_service_waits_for_ready_and_has_a_watchdog():
     text = (UNITS / "tom.service").read_text()
     assert "Type=notify" in text and "WatchdogSec=" in text
     assert "EnvironmentFile=/etc/tom/tom.env" in text and "User=tom" in text
+
+
+def test_systemd_waits_longer_than_tom_drains_its_calls():
+    text = (UNITS / "tom.service").read_text()
+    stop_s = int(re.search(r"^TimeoutStopSec=(\d+)$", text, re.M).group(1))
+    # The drain, then closing the models and the store, well inside systemd's SIGKILL.
+    assert stop_s >= config.load({}).telephony.drain_s + 15
 
 
 def test_ready_and_watchdog_reach_the_notify_socket(tmp_path):

@@ -35,7 +35,7 @@ def test_any_segmentation_gives_the_same_frames(capture):
 
 def test_byte_by_byte():
     stream = b"".join(received("02-s1-outbound.txt"))[:30000]
-    whole = wire.FrameParser().feed(stream)
+    whole = list(wire.FrameParser().feed(stream))
     parser = wire.FrameParser()
     single = []
     for i in range(len(stream)):
@@ -102,20 +102,28 @@ def test_an_encoded_newline_cannot_forge_a_header():
 ])
 def test_malformed_frames_are_refused(data):
     with pytest.raises(EslProtocolError):
-        wire.FrameParser().feed(data)
+        list(wire.FrameParser().feed(data))
 
 
 def test_an_endless_header_block_is_refused():
     parser = wire.FrameParser()
     with pytest.raises(EslProtocolError):
         for _ in range(300):
-            parser.feed(b"X-Padding: " + b"a" * 1000 + b"\n")
+            list(parser.feed(b"X-Padding: " + b"a" * 1000 + b"\n"))
 
 
 def test_a_truncated_frame_waits_for_the_rest():
     parser = wire.FrameParser()
-    assert parser.feed(b"Content-Type: api/response\nContent-Length: 10\n\n+OK") == []
-    assert parser.feed(b" done\n\n")[0].body == b"+OK done\n\n"
+    assert list(parser.feed(b"Content-Type: api/response\nContent-Length: 10\n\n+OK")) == []
+    assert next(parser.feed(b" done\n\n")).body == b"+OK done\n\n"
+
+
+def test_frames_before_a_malformed_one_are_not_lost():
+    frames = wire.FrameParser().feed(b"Content-Type: command/reply\nReply-Text: +OK\n\n"
+                                     b"no colon here\n\n")
+    assert next(frames).get("Reply-Text") == "+OK"
+    with pytest.raises(EslProtocolError):
+        next(frames)
 
 
 @pytest.mark.parametrize("build", [

@@ -2,6 +2,7 @@
 
     TomError
     ├── ConfigError          a TOM_* setting is invalid            (operator, no retry)
+    ├── UnsafeCommandValue   a value may not go into an ESL command (tom, no retry; a ValueError)
     ├── ModelError           a model file is missing or broken     (operator, no retry)
     ├── PipelineError        inference failed inside one turn      (tom, retry next turn)
     │   ├── SpeechToTextError
@@ -28,6 +29,11 @@ class TomError(Exception):
 
 class ConfigError(TomError):
     fault = "operator"
+
+
+class UnsafeCommandValue(TomError, ValueError):
+    """A value refused on its way into an ESL command: CR/LF would start another command,
+    a path would leave its directory. Whoever built the command must not send it."""
 
 
 class ModelError(TomError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tomctl.admin import AdminServer
 from tomctl.call.controller import CallController, CallServices
 from tomctl.call.registry import CallRegistry
@@ -50,10 +52,16 @@ class Service:
         self.gateway.start(listeners.gateway)
         self.admin.start(listeners.admin)
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, drain_s: float = 5.0) -> None:
+        """Take no new call or browser session, let those in progress go on for up to
+        ``drain_s`` (calls still running then go to the dialplan fallback), then stop. The
+        admin endpoint and the FreeSWITCH link stay up until the calls are done."""
+        deadline = time.monotonic() + drain_s
+        self.listener.close()
+        self.gateway.close()
+        self.listener.stop(max(0.0, deadline - time.monotonic()))
+        self.gateway.stop(max(0.0, deadline - time.monotonic()))
         self.admin.stop()
-        self.gateway.stop(timeout_s)
-        self.listener.stop(timeout_s)
         self.link.stop()
         self.store.close()
         self.loop_lag.stop()

@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
     # Signal watchers do not keep gevent's loop alive; a timed wait does.
     while not stop.wait(timeout=3600):
         pass
-    event(log, "stopping")
+    event(log, "stopping", active_calls=service.listener.active,
+          browser_sessions=service.gateway.connections, drain_s=settings.telephony.drain_s)
     notify("STOPPING=1")
+    service.stop(settings.telephony.drain_s)
     watchdog.stop()
-    service.stop()
     engine.close()
+    event(log, "stopped")
     return 0

@@ -17,6 +17,7 @@ import gevent.server
 import h11
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, Request
+from wsproto.utilities import RemoteProtocolError
 
 from tomctl.config import GatewaySettings
 from tomctl.gateway.auth import TokenVerifier
@@ -61,7 +62,13 @@ class Gateway:
         event(log, "gateway_listening", host=self._settings.host, port=self.address[1],
               token_required=self._verifier.required)
 
+    def close(self) -> None:
+        """Refuse new connections; those in progress go on (until stop)."""
+        if self._server is not None:
+            self._server.close()
+
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Wait up to ``timeout_s`` for the connections in progress, then end them."""
         if self._server is not None:
             self._server.stop(timeout=timeout_s)
 
@@ -98,11 +105,7 @@ class Gateway:
             refusal = (403, "origin")
         elif self.connections >= self._settings.max_connections:
             refusal = (503, "too_many_connections")
-        ws = WSConnection(ConnectionType.SERVER)
-        ws.receive_data(head)
-        ws_request = next((e for e in ws.events() if isinstance(e, Request)), None)
-        if ws_request is None:
-            raise ValueError("not a WebSocket handshake")
+        ws = _handshake(head)
         if refusal is not None:
             metrics.gateway_refusals.labels(reason=refusal[1]).inc()
             event(log, "browser_refused", reason=refusal[1])
@@ -145,6 +148,18 @@ def _parse(head: bytes) -> tuple[h11.Connection, h11.Request]:
     if not isinstance(request, h11.Request):
         raise ValueError("incomplete request")
     return connection, request
+
+
+def _handshake(head: bytes) -> WSConnection:
+    """wsproto's server side after a valid opening handshake, else ValueError (a 400)."""
+    ws = WSConnection(ConnectionType.SERVER)
+    try:
+        ws.receive_data(head)
+        if not any(isinstance(e, Request) for e in ws.events()):
+            raise ValueError("not a WebSocket handshake")
+    except RemoteProtocolError as exc:      # e.g. no Sec-WebSocket-Key
+        raise ValueError(f"bad WebSocket handshake: {exc}") from None
+    return ws
 
 
 def _is_upgrade(request: h11.Request) -> bool:

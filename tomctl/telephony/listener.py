@@ -53,7 +53,13 @@ class CallListener:
         self._server.start()
         event(log, "listening", host=self._settings.listen_host, port=self.address[1])
 
+    def close(self) -> None:
+        """Refuse new connections; those in progress go on (until stop)."""
+        if self._server is not None:
+            self._server.close()
+
     def stop(self, timeout_s: float = 5.0) -> None:
+        """Wait up to ``timeout_s`` for the connections in progress, then end them."""
         if self._server is not None:
             self._server.stop(timeout=timeout_s)
 

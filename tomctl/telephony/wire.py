@@ -17,9 +17,10 @@ import dataclasses
 import os
 import re
 import uuid as uuid_module
+from collections.abc import Iterator
 from urllib.parse import unquote
 
-from tomctl.errors import EslProtocolError
+from tomctl.errors import EslProtocolError, UnsafeCommandValue
 
 # FreeSWITCH drops a connection announcing more than 16 MiB (mod_event_socket's
 # MAX_CONTENT_LENGTH); a peer that does so is not FreeSWITCH.
@@ -92,14 +93,12 @@ class FrameParser:
     def pending_bytes(self) -> int:
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes) -> Iterator[Frame]:
+        """The frames ``data`` completes, one at a time: those before a malformed one are
+        still handed out before the EslProtocolError (tests/fuzz found them lost)."""
         self._buffer += data
-        frames: list[Frame] = []
-        while True:
-            frame = self._next_frame()
-            if frame is None:
-                return frames
-            frames.append(frame)
+        while (frame := self._next_frame()) is not None:
+            yield frame
 
     def _next_frame(self) -> Frame | None:
         if self._headers is None:
@@ -155,21 +154,21 @@ def parse_event(frame: Frame) -> Event:
 
 def check_uuid(value: str) -> str:
     if not isinstance(value, str) or not _UUID.match(value):
-        raise ValueError(f"not a FreeSWITCH uuid: {value!r:.60}")
+        raise UnsafeCommandValue(f"not a FreeSWITCH uuid: {value!r:.60}")
     return value
 
 
 def check_token(value: str) -> str:
     """Extensions, dialplan contexts, hangup causes, prompt ids: short, no spaces."""
     if not isinstance(value, str) or not _TOKEN.match(value):
-        raise ValueError(f"not a plain token: {value!r:.60}")
+        raise UnsafeCommandValue(f"not a plain token: {value!r:.60}")
     return value
 
 
 def check_value(value: str) -> str:
     """A header value or argument: no control characters (CR/LF would start a new command)."""
     if not isinstance(value, str) or _CONTROL.search(value):
-        raise ValueError(f"control character in ESL value: {value!r:.60}")
+        raise UnsafeCommandValue(f"control character in ESL value: {value!r:.60}")
     return value
 
 
@@ -180,7 +179,7 @@ def spool_path(directory: str, name: str) -> str:
     path = os.path.realpath(os.path.join(root, name))
     # The path becomes one word of a uuid_broadcast argument: no spaces, no {var} syntax.
     if os.path.dirname(path) != root or re.search(r"[\s{}'\",]", path):
-        raise ValueError(f"prompt file name {name!r:.60} is not a plain file in the spool")
+        raise UnsafeCommandValue(f"prompt file name {name!r:.60} is not a plain file in the spool")
     return path
 
 
@@ -228,5 +227,5 @@ def hangup(cause: str = "NORMAL_CLEARING") -> bytes:
 
 def _ip(value: str) -> str:
     if not re.match(r"^\d{1,3}(\.\d{1,3}){3}$", value):   # unicast is IPv4 only (AF_INET)
-        raise ValueError(f"not an IPv4 address: {value!r:.60}")
+        raise UnsafeCommandValue(f"not an IPv4 address: {value!r:.60}")
     return value
