@@ -20,6 +20,7 @@ from tests.leaks import live_greenlets, open_fds, wait_until
 from testkit.speech import piper_say, silence, word_error_rate
 from tomctl import config
 from tomctl.audio.frames import pcm_to_float, resample
+from tomctl.errors import LanguageModelError
 from tomctl.service import Service
 
 pytestmark = pytest.mark.timeout(120)
@@ -124,6 +125,34 @@ def test_a_caller_asks_and_tom_answers(phone):
     turn = phone.service.store.turns_of(call.uuid)[0]
     assert turn["outcome"] == "answered" and turn["e2e_ms"] > 0
     assert word_error_rate(QUESTION, turn["transcript"]) <= 0.5 and turn["reply"]
+
+
+def test_a_model_failing_mid_call_costs_one_turn_not_the_call(phone, monkeypatch):
+    failing = [True]
+    working = phone.engine.llm.stream_sentences
+
+    def flaky(*args, **kwargs):
+        if failing[0]:
+            raise LanguageModelError("simulated failure")
+        return working(*args, **kwargs)
+
+    monkeypatch.setattr(phone.engine.llm, "stream_sentences", flaky)
+    asked = piper_say(phone.engine, QUESTION, RATE)
+    call = phone.call(pcm(np.concatenate([silence(6.0, RATE), asked, silence(8.0, RATE), asked,
+                                          silence(12.0, RATE)])))
+    assert call.wait_answered(timeout_s=10)
+    record = phone.service.registry.active()[0]
+    wait_until(lambda: record.turns >= 1, 30, "the first turn")
+    failing[0] = False                 # the model works again before the second question
+    wait_until(lambda: record.turns >= 2 and record.state == "listening", 40, "an answer")
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    outcomes = [turn["outcome"] for turn in phone.service.store.turns_of(call.uuid)]
+    assert outcomes == ["fallback", "answered"], outcomes
+    fallback = b"".join(phone.engine.phrase("fallback", RATE))
+    assert fallback[:6400] in call.heard_pcm()       # the caller heard the fallback sentence
+    assert phone.service.registry.finished()[0].outcome == "answered"
 
 
 def test_voice_barge_in_stops_the_greeting(phone):

@@ -491,6 +491,7 @@ class Conversation:
             event(log, "transcript_dropped", conversation=self.id, reason=transcript.dropped)
             self._on_event("transcript_dropped", reason=transcript.dropped)
             return "dropped"
+        reply.heard_text = transcript.text
         mailbox = HubMailbox()
         self._prime_stop.set()         # the completion evaluates the history itself
         llm_started = time.monotonic()
@@ -643,6 +644,8 @@ class Conversation:
         reply.cancel()
         if not self._verdict(utterance, reply):
             return "withdrawn"     # the caller went on: their whole utterance comes next
+        if reply.heard_text is not None:    # the turn is recorded with what was said
+            self._publish_transcript(reply, reply.heard_text)
         if reply.interrupted_at is None and not reply.started:
             fallback = Reply(self._sink)
             fallback.speak(self._engine.persona.phrases["fallback"],

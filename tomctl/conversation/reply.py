@@ -50,6 +50,7 @@ class Reply:
         self.first_heard_at: float | None = None   # when its first frame left for the caller
         self.provisional = None          # the verdict a speculative turn's audio waits for
         self.transcript_published = False
+        self.heard_text: str | None = None  # what Whisper heard the caller say, once known
         self.holding_phrase = False      # "one moment, please" was played while it was late
 
     def speak(self, text: str, frames: Sequence[bytes]) -> int:

@@ -23,7 +23,9 @@ from tomctl.telephony.esl import InboundConnection
 log = logging.getLogger(__name__)
 
 BACKOFF_FIRST_S = 0.5
-BACKOFF_MAX_S = 30.0
+# FreeSWITCH runs on the same host or next to it: a try a second costs nothing, and the link
+# is back within about a second of FreeSWITCH accepting again, however long it was away.
+BACKOFF_MAX_S = 1.0
 HEARTBEAT_S = 15.0
 
 
