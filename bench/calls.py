@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 import types
-import urllib.request
 from pathlib import Path
 
 import gevent
@@ -51,24 +50,15 @@ import gevent.subprocess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from testkit.callers import (QUESTIONS, RATE, Caller, admin_get, drain_log,  # noqa: E402
+                             wait_quiet)
 from testkit.fakes import FakeSwitch  # noqa: E402
 from testkit.serve import start_serve  # noqa: E402
-from testkit.measure import (StealMeter, audible_span, cpu_seconds, pcm, percentiles,  # noqa: E402
-                             rss_mb)
+from testkit.measure import StealMeter, cpu_seconds, pcm, percentiles, rss_mb  # noqa: E402
 from testkit.speech import espeak_say, noise_burst, piper_say  # noqa: E402
 from tomctl.speech import assets  # noqa: E402
 from tomctl.speech.piper import PiperTextToSpeech  # noqa: E402
 
-RATE = 8000
-FRAME_S = 0.02
-QUESTIONS = ["Do you have brake pads for a Volkswagen Golf?",
-             "What time do you open on Saturday?",
-             "Can I order spark plugs for delivery tomorrow?",
-             "How much is an oil filter for a Ford Focus?",
-             "Do you sell winter tyres?",
-             "I need a new battery for my car."]
-QUIET_S = 1.2            # TOM's answer has ended when nothing arrived for this long
-ANSWER_TIMEOUT_S = 20.0
 LISTEN_WINDOW_S = 10.0
 LINE_NOISE_RMS = 0.001   # -60 dBFS
 MAX_ANSWER_WAIT_S = 2.0
@@ -85,27 +75,8 @@ def start_tom(calls: int, state: str, log_path: str) -> tuple[gevent.subprocess.
                "TOM_DB_PATH": os.path.join(state, "calls.db"),
                "TOM_SPOOL_DIR": os.path.join(state, "spool")}
     process, ready = start_serve(environ, timeout_s=300)
-    gevent.spawn(_drain, process, log_path)
+    gevent.spawn(drain_log, process, log_path)
     return process, ready
-
-
-def _drain(process, log_path: str) -> None:
-    """Keep TOM's log pipe from filling up; keep the log if asked to."""
-    sink = open(log_path, "wb") if log_path else None
-    try:
-        for line in process.stdout:
-            if sink is not None:
-                sink.write(line)
-    finally:
-        if sink is not None:
-            sink.close()
-
-
-def admin_get(port: int, path: str) -> str:
-    def fetch() -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
-            return reply.read().decode()
-    return gevent.get_hub().threadpool.apply(fetch)
 
 
 def holding_phrases(port: int) -> float:
@@ -127,78 +98,6 @@ def tom_stage_timings(db_path: str) -> dict:
 def _own_cpu_s() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def last_heard_at(call) -> float:
-    return call.heard[-1][0] if call.heard else 0.0
-
-
-def wait_quiet(call, timeout_s: float = 60.0) -> None:
-    """Until TOM has said something and then nothing for QUIET_S."""
-    call.wait_heard(1, timeout_s=timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() - last_heard_at(call) < QUIET_S:
-        if time.monotonic() > deadline:
-            raise TimeoutError("TOM did not stop talking")
-        gevent.sleep(0.05)
-
-
-class Caller:
-    def __init__(self, number: int, switch: FakeSwitch, questions: list, report: dict) -> None:
-        self.number = number
-        self.switch = switch
-        self.questions = questions
-        self.report = report
-        self.call = None
-
-    def dial(self) -> None:
-        self.call = self.switch.place_call(b"")
-        self.call.wait_answered(timeout_s=30)
-
-    def ask(self, turn: int, audio) -> None:
-        """Say the question now; record when TOM's first audio after it arrived."""
-        call = self.call
-        offset = call.say(pcm(audio))
-        first, last = audible_span(audio, RATE)
-        onset_at = call.answered_at + offset + first
-        end_at = call.answered_at + offset + last
-        self.report["asked"] += 1
-        try:
-            call.wait_for(lambda: last_heard_at(call) > end_at, ANSWER_TIMEOUT_S, "answer")
-        except TimeoutError:
-            self.report["unanswered"].append({"call": self.number, "turn": turn})
-            return
-        e2e_ms = (min(t for t, _ in call.heard if t > end_at) - end_at) * 1000
-        self.report["e2e"].append(e2e_ms)
-        self.report["turns"].append({"call": self.number, "turn": turn,
-                                     "e2e_ms": round(e2e_ms, 1)})
-        return onset_at
-
-    def barge_into_greeting(self, audio) -> None:
-        """Ask the first question 1 s into the greeting; TOM should stop at once."""
-        call = self.call
-        call.wait_heard(1, timeout_s=30)
-        gevent.sleep(max(0.0, call.heard[0][0] + 1.0 - time.monotonic()))
-        onset_at = self.ask(0, audio)
-        if onset_at is not None:
-            before = [t for t, _ in call.heard if t <= onset_at + 0.8]
-            self.report["barge_in"].append((before[-1] + FRAME_S - onset_at) * 1000)
-
-    def staggered(self, start_at: float) -> None:
-        gevent.sleep(max(0.0, start_at - time.monotonic()))
-        self.dial()
-        turns = range(len(self.questions))
-        if self.number % 2:
-            self.barge_into_greeting(self.questions[0])
-            turns = turns[1:]
-        for turn in turns:
-            wait_quiet(self.call)
-            self.ask(turn, self.questions[turn])
-        wait_quiet(self.call)
-
-    def hang_up(self) -> None:
-        self.call.hangup()
-        self.call.wait_ended(timeout_s=15)
 
 
 def listening_cost(switch: FakeSwitch, pid: int, calls: int) -> float:

@@ -7,11 +7,18 @@ import os
 
 import gevent
 import greenlet
+from gevent.threadpool import _WorkerGreenlet
 
 
 def live_greenlets() -> int:
+    """TOM's live greenlets: not the hub's thread pool workers or their threads' own
+    greenlets (the pool grows when jobs overlap, which is no leak), and not the fake
+    switch's, whose timers outlive a call the way FreeSWITCH's linger does."""
     return sum(1 for obj in gc.get_objects()
-               if isinstance(obj, greenlet.greenlet) and obj and not obj.dead)
+               if isinstance(obj, greenlet.greenlet) and obj and not obj.dead
+               and obj.parent is not None and not isinstance(obj, _WorkerGreenlet)
+               and not getattr(getattr(obj, "_run", None), "__module__", "").startswith(
+                   "testkit."))
 
 
 def open_fds() -> int:

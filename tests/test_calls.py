@@ -15,7 +15,7 @@ import pytest
 
 from tests.cli import run_tomctl
 from testkit.fakes import FakeSwitch
-from tests.wsclient import http_get
+from testkit.wsclient import http_get
 from tests.leaks import live_greenlets, open_fds, wait_until
 from testkit.speech import piper_say, silence, word_error_rate
 from tomctl import config

@@ -13,7 +13,7 @@ import pytest
 from testkit.fakes import FakeSwitch
 from testkit.serve import start_serve
 from tests.leaks import wait_until
-from tests.wsclient import http_get
+from testkit.wsclient import http_get
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.leaks import live_greenlets, open_fds, wait_until
 from testkit.speech import piper_say, silence
-from tests.wsclient import Client
+from testkit.wsclient import Client
 from tomctl import config
 from tomctl.errors import ConfigError
 from tomctl.gateway import connection as gateway_connection
@@ -46,8 +46,9 @@ def gateway(engine):
         server.stop()
         assert server.connections == 0
     assert engine.metrics.gateway_connections._value.get() == 0
-    wait_until(lambda: live_greenlets() <= greenlets and open_fds() <= fds, 5,
-               "greenlets and sockets to go")
+    wait_until(lambda: live_greenlets() <= greenlets, 5,
+               f"greenlets to go ({live_greenlets()} at teardown, {greenlets} before)")
+    wait_until(lambda: open_fds() <= fds, 5, f"sockets to go ({open_fds()} at teardown, {fds} before)")
 
 
 def token(**claims) -> str:

@@ -12,7 +12,7 @@ import pytest
 from tests.cli import run_tomctl, run_tomctl_into_a_closed_pipe
 from testkit.serve import start_serve
 from testkit.fakes import FakeSwitch
-from tests.wsclient import http_get
+from testkit.wsclient import http_get
 from tomctl.metrics import Metrics
 from tomctl.store.calls import CallStore
 

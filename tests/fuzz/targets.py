@@ -15,7 +15,6 @@ import tempfile
 import time
 
 import atheris
-import gevent
 import h11
 import jwt
 

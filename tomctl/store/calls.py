@@ -171,13 +171,18 @@ class CallStore:
     def _end_lost_calls(self) -> None:
         """Calls a previous run left open (kill -9, power loss) ended with it: outcome
         ``lost``, at the last moment known of them, hangup cause unknown (NULL)."""
-        with self._db.conn:
-            lost = self._db.execute(
-                "update calls set outcome = 'lost', "
-                "ended_at = coalesce((select max(at) from turns where call_id = calls.id), "
-                "answered_at, started_at), "
-                "turns = (select count(*) from turns where call_id = calls.id) "
-                "where ended_at is null").rowcount
+        try:
+            with self._db.conn:
+                lost = self._db.execute(
+                    "update calls set outcome = 'lost', "
+                    "ended_at = coalesce((select max(at) from turns where call_id = calls.id), "
+                    "answered_at, started_at), "
+                    "turns = (select count(*) from turns where call_id = calls.id) "
+                    "where ended_at is null").rowcount
+        except sqlite3.Error as exc:    # a read-only store: the selfcheck says so
+            self.last_error = str(exc)
+            event(log, "calls_lost_not_marked", level=logging.WARNING, error=str(exc))
+            return
         if lost:
             event(log, "calls_lost", level=logging.WARNING, calls=lost,
                   why="left open by a previous run that did not stop cleanly")

@@ -1,5 +1,5 @@
-"""Plain clients for the tests: a WebSocket client (wsproto over a gevent socket) and an
-HTTP GET."""
+"""Plain clients for the tests and benches: a WebSocket client (wsproto over a gevent
+socket) and an HTTP GET."""
 
 from __future__ import annotations
 
