@@ -7,8 +7,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential cmake espeak-ng
 # The tests also drive the browser page in a real headless Chromium and check the systemd
-# unit with systemd-analyze and the alert rules with promtool (Debian's prometheus).
-TEST_APT_PACKAGES := chromium systemd prometheus
+# unit with systemd-analyze, the alert rules with promtool (Debian's prometheus) and the
+# recordings with soxi (sox).
+TEST_APT_PACKAGES := chromium systemd prometheus sox
 # llama.cpp is compiled from source. A -march=native build crashed (SIGSEGV in decode) on
 # CPUs with AVX-512/AMX here, so build for AVX2, which every x86-64 server of the last
 # decade has. With an NVIDIA GPU: make run LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"

@@ -1,5 +1,5 @@
 """Faults on a running `tomctl serve` process (real models, the fake FreeSWITCH over real
-sockets): the switch restarts, and the disk stops taking writes. Each fault's outcome is
+sockets, calls recorded): the switch restarts, and the disk stops taking writes. Each fault's outcome is
 asserted; how fast TOM recovers is measured by bench/soak.py. (SIGTERM: test_operations;
 a model failing mid-turn: test_calls.)"""
 
@@ -23,11 +23,14 @@ class Served:
         self.switch = FakeSwitch(tom_address=("127.0.0.1", 1), fallback_extension="operator")
         self.switch.start()
         self.database = tmp_path / "calls.db"
+        self.recordings = tmp_path / "recordings"
         environ = {**os.environ, "TOM_ESL_LISTEN_PORT": "0", "TOM_ADMIN_PORT": "0",
                    "TOM_GATEWAY_PORT": "0", "TOM_DEV_ALLOW_NO_JWT": "true",
                    "TOM_FS_PORT": str(self.switch.esl_port), "TOM_FS_PASSWORD": "ClueCon",
                    "TOM_DB_PATH": str(self.database), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
-                   "TOM_MEDIA_PORT_FIRST": "44200", "TOM_MEDIA_PORT_LAST": "44299"}
+                   "TOM_MEDIA_PORT_FIRST": "44200", "TOM_MEDIA_PORT_LAST": "44299",
+                   "TOM_RECORDING": "always",
+                   "TOM_RECORDING_DIR": str(tmp_path / "recordings")}
         self.process, ready = start_serve(environ)
         self.admin = ("127.0.0.1", ready["admin_port"])
         self.switch.tom_address = ("127.0.0.1", ready["esl_port"])
@@ -92,11 +95,18 @@ def test_writes_that_fail_cost_no_call_and_resume(served):
                    "the failed writes to be counted")
         checks = {c["name"]: c["status"] for c in served.get("/selfcheck")["checks"]}
         assert checks["database"] == "red"
+        # Its recording stopped, counted; the call itself went on.
+        wait_until(lambda: served.metric('tom_recordings_total{result="failed"}') >= 1, 10,
+                   "the stopped recording to be counted")
+        assert served.metric('tom_errors_total{component="recording"}') >= 1
     finally:
         resource.prlimit(served.process.pid, resource.RLIMIT_FSIZE, (soft, hard))
     after = served.a_call_is_answered_and_ends()  # writes resume
     wait_until(lambda: after in {c["id"] for c in served.get("/calls")["finished"]}, 10,
                "the next call's record")
+    sidecar = served.recordings / f"{after}.json"
+    wait_until(sidecar.exists, 10, "the next call's recording")     # recording resumes too
+    assert json.loads(sidecar.read_text())["error"] is None
     finished = {c["id"] for c in served.get("/calls")["finished"]}
     assert before in finished                     # nothing already written is lost
     checks = {c["name"]: c["status"] for c in served.get("/selfcheck")["checks"]}

@@ -48,7 +48,8 @@ def gateway(engine):
     assert engine.metrics.gateway_connections._value.get() == 0
     wait_until(lambda: live_greenlets() <= greenlets, 5,
                f"greenlets to go ({live_greenlets()} at teardown, {greenlets} before)")
-    wait_until(lambda: open_fds() <= fds, 5, f"sockets to go ({open_fds()} at teardown, {fds} before)")
+    wait_until(lambda: open_fds() <= fds, 5,
+               f"sockets to go ({open_fds()} at teardown, {fds} before)")
 
 
 def token(**claims) -> str:

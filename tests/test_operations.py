@@ -6,10 +6,13 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
+import wave
 
 import pytest
 
 from tests.cli import run_tomctl, run_tomctl_into_a_closed_pipe
+from tests.leaks import wait_until
 from testkit.serve import start_serve
 from testkit.fakes import FakeSwitch
 from testkit.wsclient import http_get
@@ -28,7 +31,8 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
                "TOM_FS_PORT": str(switch.esl_port), "TOM_FS_PASSWORD": "ClueCon",
                "TOM_DB_PATH": str(database), "TOM_SPOOL_DIR": str(tmp_path / "spool"),
                "TOM_MEDIA_PORT_FIRST": "44000", "TOM_MEDIA_PORT_LAST": "44099",
-               "TOM_LOG_FORMAT": "json"}
+               "TOM_LOG_FORMAT": "json", "TOM_RECORDING": "always",
+               "TOM_RECORDING_DIR": str(tmp_path / "recordings")}
     process, ready = start_serve(environ)
     try:
         switch.tom_address = ("127.0.0.1", ready["esl_port"])
@@ -55,9 +59,18 @@ def test_a_running_service_shows_its_calls_and_survives_kill_9(tmp_path):
         assert "tom_telephony_active_calls 1.0" in metrics
         assert 'tom_telephony_calls_total{outcome="abandoned"} 1.0' in metrics
 
+        recording = tmp_path / "recordings" / f"{second.uuid}.wav"
+        wait_until(lambda: recording.exists() and recording.stat().st_size > 44 + 8000 * 4,
+                   20, "a second of the recording on disk")
         process.kill()                 # kill -9, in the middle of the second call
         process.wait(timeout=10)
         assert second.wait_ended(timeout_s=10) and second.fell_back   # the caller goes on
+        # The recording cut off by the kill plays up to its last whole second.
+        with wave.open(str(recording)) as wav:
+            assert wav.getnchannels() == 2 and wav.getnframes() >= 8000
+        soxi = subprocess.run(["soxi", "-D", str(recording)], capture_output=True, text=True,
+                              timeout=30)
+        assert soxi.returncode == 0 and float(soxi.stdout) >= 1.0, soxi.stderr
     finally:
         if process.poll() is None:
             process.kill()

@@ -58,9 +58,8 @@ class AdminServer:
             return _json(start_response, synthetic.run(
                 self._service, telephony.synthetic_extension, telephony.transfer_context))
         if path == "/purge" and environ.get("REQUEST_METHOD") == "POST":
-            days = self._service.settings.store.retention_days
-            return _json(start_response, {"retention_days": days,
-                                          **self._service.store.purge(days * 86400)})
+            dry_run = "dry_run=1" in environ.get("QUERY_STRING", "").split("&")
+            return _json(start_response, self._service.purge(dry_run))
         if environ.get("REQUEST_METHOD") != "GET":
             return _reply(start_response, "405 Method Not Allowed", b"GET only\n", "text/plain")
         if path == "/metrics":

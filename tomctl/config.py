@@ -28,6 +28,12 @@ class LogFormat(str, enum.Enum):
     PLAIN = "plain"
 
 
+class Recording(str, enum.Enum):
+    OFF = "off"
+    CONSENT = "consent"
+    ALWAYS = "always"
+
+
 def setting(env: str, default: Any, description: str,
             check: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
     """Declare one setting as a dataclass field (name, default, description, validity rule)."""
@@ -129,6 +135,10 @@ class PersonaSettings:
         "TOM_PROMPT_DIR", "",
         "Directory with the templates system.<lang>.txt and phrases.<lang>.json; "
         "empty uses the bundled ones.")
+    ai_disclosure: bool = setting(
+        "TOM_AI_DISCLOSURE", True,
+        "The greeting must tell callers they talk to an automated assistant (EU AI Act, "
+        "Art. 50); TOM refuses to start with a greeting that does not. false lifts the check.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,12 +345,38 @@ class StoreSettings:
         "Keep what callers said and what TOM answered in the turn records (personal data).")
     retention_days: float = setting(
         "TOM_STORE_RETENTION_DAYS", 30.0,
-        "`tomctl purge` (tom-purge.timer, daily) deletes call records older than this.",
+        "`tomctl purge` (tom-purge.timer, hourly) deletes call records older than this.",
         _positive, "> 0")
 
     @property
     def path(self) -> str:
         return self.db_path or os.path.expanduser("~/.local/state/tom/calls.db")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingSettings:
+    mode: Recording = setting(
+        "TOM_RECORDING", Recording.OFF,
+        "Record calls: off; consent (TOM asks after the greeting, and only a clear yes, "
+        "keypad 1 or a spoken yes, records); always (only for the operator's own test "
+        "lines, see the README).")
+    directory: str = setting(
+        "TOM_RECORDING_DIR", "",
+        "Where recordings go (created 0700, files 0600); empty uses "
+        "~/.local/state/tom/recordings (the systemd unit's env file sets "
+        "/var/lib/tom/recordings).")
+    retention_hours: float = setting(
+        "TOM_RECORDING_RETENTION_HOURS", 24.0,
+        "`tomctl purge` (tom-purge.timer, hourly) deletes recordings older than this.",
+        _positive, "> 0")
+    consent_timeout_s: float = setting(
+        "TOM_CONSENT_TIMEOUT_S", 8.0,
+        "How long TOM waits for the answer to the consent question; no answer is a no.",
+        _positive, "> 0")
+
+    @property
+    def path(self) -> str:
+        return self.directory or os.path.expanduser("~/.local/state/tom/recordings")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,6 +388,7 @@ class Settings:
     telephony: TelephonySettings = dataclasses.field(default_factory=TelephonySettings)
     gateway: GatewaySettings = dataclasses.field(default_factory=GatewaySettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    recording: RecordingSettings = dataclasses.field(default_factory=RecordingSettings)
     admin: AdminSettings = dataclasses.field(default_factory=AdminSettings)
 
 

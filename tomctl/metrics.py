@@ -75,6 +75,25 @@ class Metrics:
             "tom_gateway_refusals", "Browser connections refused or closed by TOM, by reason.",
             ["reason"], registry=self.registry)
 
+        self.recordings = Counter("tom_recordings", "Call recordings by how they ended "
+                                  "(complete, failed).", ["result"], registry=self.registry)
+        self.recording_frames_dropped = Counter(
+            "tom_recording_frames_dropped",
+            "Audio frames left out of a recording because its writer fell behind.",
+            registry=self.registry)
+        self.consent = Counter("tom_recording_consent", "Answers to the consent question "
+                               "(given, refused, no_answer).", ["answer"],
+                               registry=self.registry)
+        self.qc_checks = Counter("tom_audio_qc_checks", "Audio quality checks of recordings, "
+                                 "per channel, by check and result.", ["check", "result"],
+                                 registry=self.registry)
+        self.qc_rms = Histogram("tom_audio_qc_rms", "Speech RMS of recorded channels "
+                                "(16-bit sample units).", ["channel"], registry=self.registry,
+                                buckets=(100, 300, 600, 1000, 2000, 4000, 6000, 9000, 16000))
+        self.qc_snr = Histogram("tom_audio_qc_snr_db", "Estimated SNR of recorded channels.",
+                                ["channel"], registry=self.registry,
+                                buckets=(5, 10, 15, 20, 25, 30, 40, 60, 99))
+
     def record_call(self, outcome: str, duration_s: float) -> None:
         self.calls.labels(outcome=outcome).inc()
         if outcome == "failed":
@@ -87,6 +106,15 @@ class Metrics:
 
     def record_turn(self, outcome: str) -> None:
         self.turns.labels(outcome=outcome).inc()
+
+    def record_qc(self, report: dict) -> None:
+        """One recording's tomctl.recording.qc report."""
+        for channel in report["channels"]:
+            name = ("caller", "tom")[channel["channel"]] if channel["channel"] < 2 else "other"
+            for check, result in channel["checks"].items():
+                self.qc_checks.labels(check=check, result=result["verdict"]).inc()
+            self.qc_rms.labels(channel=name).observe(channel["checks"]["rms"]["value"])
+            self.qc_snr.labels(channel=name).observe(channel["checks"]["snr_db"]["value"])
 
     def record_backpressure(self) -> None:
         self.backpressure.inc()

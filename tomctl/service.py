@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from tomctl.admin import AdminServer
 from tomctl.call.controller import CallController, CallServices
 from tomctl.call.registry import CallRegistry
-from tomctl.config import Settings
+from tomctl.config import Recording, Settings
 from tomctl.engine import Engine
 from tomctl.gateway.server import Gateway
 from tomctl.health import Selfcheck
 from tomctl.listeners import Listeners, bind_all
+from tomctl.logs import event
 from tomctl.loop_lag import LoopLag
 from tomctl.privacy import NumberHasher
+from tomctl.recording import retention
+from tomctl.recording.recorder import BrowserRecordings, RecordingWriter
 from tomctl.store.calls import CallStore
 from tomctl.telephony.inbound import FreeSwitchLink
 from tomctl.telephony.listener import CallListener
 from tomctl.telephony.media import PortPool
 from tomctl.telephony.prompts import PromptSpool
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -32,10 +38,15 @@ class Service:
         self.link = FreeSwitchLink(telephony, engine.metrics)
         self.store = CallStore(settings.store.path, settings.store.store_transcripts,
                                engine.metrics)
+        self.recorder = (RecordingWriter(settings.recording.path, engine.metrics,
+                                         self._recording_finished)
+                         if settings.recording.mode is not Recording.OFF else None)
         self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
-                                  NumberHasher(telephony.number_salt), self.store)
+                                  NumberHasher(telephony.number_salt), self.store,
+                                  settings.recording, self.recorder)
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
-        self.gateway = Gateway(settings.gateway, engine)
+        self.gateway = Gateway(settings.gateway, engine, BrowserRecordings(
+            settings.recording.mode.value, self.recorder, self.store) if self.recorder else None)
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)
@@ -46,6 +57,8 @@ class Service:
         listeners = listeners or bind_all(self.settings)
         self.loop_lag.start()
         self.store.start()
+        if self.recorder is not None:
+            self.recorder.start()
         self.spool.start()
         self.listener.start(listeners.esl)
         self.link.start()
@@ -63,8 +76,38 @@ class Service:
         self.gateway.stop(max(0.0, deadline - time.monotonic()))
         self.admin.stop()
         self.link.stop()
+        if self.recorder is not None:
+            self.recorder.close()
         self.store.close()
         self.loop_lag.stop()
+
+    def _recording_finished(self, recording, qc: dict | None) -> None:
+        """On the hub, once a recording is closed and checked."""
+        self.store.recording(recording.sidecar(), qc)
+        self.engine.metrics.recordings.labels(
+            result="failed" if recording.error else "complete").inc()
+        if qc is not None:
+            self.engine.metrics.record_qc(qc)
+        event(log, "recording_finished", call=recording.call_id,
+              seconds=round(recording.seconds, 1), dropped_frames=recording.dropped_frames,
+              error=recording.error or None, qc=qc["verdict"] if qc else None)
+
+    def purge(self, dry_run: bool = False) -> dict:
+        """Retention: call records past TOM_STORE_RETENTION_DAYS, recordings past
+        TOM_RECORDING_RETENTION_HOURS or without a call record (``dry_run``: only say)."""
+        days = self.settings.store.retention_days
+        hours = self.settings.recording.retention_hours
+        result = {"dry_run": dry_run, "retention_days": days, "recording_retention_hours": hours,
+                  **self.store.purge(days * 86400, dry_run)}
+        directory = self.settings.recording.path
+        going = retention.expired(directory, hours * 3600, self.store.known_calls)
+        result["recordings"] = going
+        if not dry_run:
+            names = going["expired"] + going["orphaned"]
+            result["recordings_not_deleted"] = retention.delete(directory, names)
+            self.store.forget_recordings(sorted({name.split(".")[0] for name in names
+                                                 if name.endswith(".wav")}))
+        return result
 
     def _handle_call(self, connection) -> None:
         CallController(connection, self.calls).run()

@@ -97,6 +97,10 @@ class FakeCall:
     def heard_pcm(self) -> bytes:
         return b"".join(data for _, data in self.heard)
 
+    def sent_frames(self) -> list[tuple[float, bytes]]:
+        """Every caller frame the unicast fork sent TOM, with when it left."""
+        return [sent for unicast in self.session.unicasts for sent in unicast.sent_frames]
+
     # -- what the caller does ------------------------------------------------------------
     def say(self, pcm: bytes) -> float:
         """The caller speaks ``pcm`` from the next frame not yet sent; returns where it

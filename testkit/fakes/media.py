@@ -81,6 +81,7 @@ class Unicast:
         self._sock: socket.socket | None = None
         self._receiver: gevent.Greenlet | None = None
         self.sent = 0
+        self.sent_frames: list[tuple[float, bytes]] = []   # (time.monotonic(), the caller's frame)
 
     def open(self) -> bool:
         """Bind like switch_ivr_activate_unicast (AF_INET, SOCK_DGRAM, no SO_REUSEADDR so a
@@ -111,6 +112,7 @@ class Unicast:
         try:
             self._sock.sendto(frame, self.remote)
             self.sent += 1
+            self.sent_frames.append((time.monotonic(), frame))
         except OSError:
             pass  # ESL-FACTS 3.5: a sendto failure deactivates unicast; the caller hears on
 

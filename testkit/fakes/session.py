@@ -51,6 +51,7 @@ class Session(Apps):
         self.break_flag = False
         self.locked = 0            # an event-lock message is running
         self.unicast: Unicast | None = None
+        self.unicasts: list[Unicast] = []      # every fork the call had, kept for the tests
         self.unicast_state = "none"  # none | pending | running | dead
         self.displace_active = False
         self.hang_armed = False
@@ -341,6 +342,7 @@ class Session(Apps):
             self.call._log_error("Failure creating unicast connection")
             return
         self.unicast, self.unicast_state = unicast, "pending"
+        self.unicasts.append(unicast)
         self._tx_index = 0
         self._cng_shift = 0
 

@@ -9,6 +9,7 @@ is the expected outcome; any other exception, a failed assertion, a hang (libFuz
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from tomctl import config
 from tomctl.errors import EslProtocolError, UnsafeCommandValue
 from tomctl.gateway import auth, connection, server
 from tomctl.metrics import Metrics
+from tomctl.recording import qc
 from tomctl.telephony import wire
 
 SECRET = "a-fuzzing-secret-of-enough-length-for-hs256"
@@ -233,6 +235,18 @@ def jwt_token(data: bytes) -> None:
         assert token == "", "a token was accepted twice"
 
 
+# -- recordings --------------------------------------------------------------------------------
+
+def wav_qc(data: bytes) -> None:
+    """Any bytes as a WAV for `tomctl qc`: a report with a verdict, or QcError."""
+    try:
+        samples, rate = qc.read_wav("fuzzed.wav", io.BytesIO(data))
+    except qc.QcError:
+        return
+    for report in qc.check_samples(samples[:rate * 10], rate):
+        assert report.verdict in qc.RANK
+
+
 TARGETS = {"esl_parser": esl_parser, "esl_commands": esl_commands,
            "gateway_head": gateway_head, "gateway_websocket": gateway_websocket,
-           "jwt_token": jwt_token}
+           "jwt_token": jwt_token, "wav_qc": wav_qc}

@@ -21,11 +21,13 @@ import gevent.queue
 from tomctl.audio.sink import PacedSink
 from tomctl.call.intents import wants_human
 from tomctl.call.registry import CallRecord, CallRegistry
-from tomctl.config import TelephonySettings
+from tomctl.config import Recording, RecordingSettings, TelephonySettings
 from tomctl.conversation.conversation import Conversation
 from tomctl.errors import CallGone, CommandFailed, TelephonyError
 from tomctl.logs import event, personal
 from tomctl.privacy import CallerInfo, NumberHasher
+from tomctl.recording.consent import consent_answer, consent_from_key
+from tomctl.recording.recorder import Recording as CallRecording, RecordingWriter
 from tomctl.store.calls import CallStore
 from tomctl.telephony import wire
 from tomctl.telephony.esl import OutboundConnection
@@ -53,6 +55,8 @@ class CallServices:
     registry: CallRegistry
     hasher: NumberHasher
     store: CallStore
+    recording: RecordingSettings
+    recorder: RecordingWriter | None      # None while TOM_RECORDING=off
 
 
 class Ending(Exception):
@@ -85,6 +89,8 @@ class CallController:
         self._answered_turns = 0
         self._hangup_complete = False
         self._turn: dict[str, Any] = {}     # the turn in progress, for its record
+        self._consent_deadline: float | None = None   # while the consent question waits
+        self._recording: CallRecording | None = None
 
     # -- the call's greenlet ----------------------------------------------------------------
 
@@ -136,6 +142,50 @@ class CallController:
         conn.command_ok(wire.unicast(self._settings.fs_media_host, self._ports[0],
                                      self._settings.media_host, self._ports[1]), timeout)
         self._conversation.say("greeting")
+        mode = self._services.recording.mode
+        if mode is Recording.ALWAYS:
+            self._start_recording("not_asked")
+        elif mode is Recording.CONSENT:
+            self._ask_consent()
+
+    # -- consent and recording --------------------------------------------------------------
+
+    def _ask_consent(self) -> None:
+        """After the greeting, streamed and interruptible like any answer; only a clear yes
+        (keypad 1, or a spoken yes) records, and no answer in time is a no."""
+        self._conversation.say("consent_question")
+        self._conversation.expect_answer()
+        engine, rate = self._services.engine, self._sink.rate
+        playing_s = sum(len(engine.phrase(name, rate)) for name in
+                        ("greeting", "consent_question")) * 0.02
+        self._consent_deadline = (time.monotonic() + playing_s
+                                  + self._services.recording.consent_timeout_s)
+        event(log, "consent_asked", call=self._uuid)
+
+    def _consent_answered(self, given: bool, how: str) -> None:
+        self._consent_deadline = None
+        self._conversation.expect_answer(False)
+        self._conversation.interrupt()            # a key pressed during the question ends it
+        answer = "given" if given else "refused"
+        self._metrics.consent.labels(answer=answer if how != "silence" else "no_answer").inc()
+        event(log, "consent_answered", call=self._uuid, answer=answer, how=how)
+        self._services.store.call_consent(self._uuid, answer)
+        if how != "other":
+            self._conversation.say("consent_given" if given else "consent_refused")
+        if given:
+            self._start_recording("given")
+
+    def _start_recording(self, consent: str) -> None:
+        if consent == "not_asked":
+            self._services.store.call_consent(self._uuid, consent)
+        self._recording = self._services.recorder.begin(self._uuid, self._sink.rate, consent)
+        event(log, "recording_started", call=self._uuid, consent=consent)
+
+    def _send_audio(self, frame: bytes) -> None:
+        """TOM's voice to the caller, and into the recording."""
+        self._media.send(frame)
+        if self._recording is not None:
+            self._recording.tom(frame)
 
     def _start_media(self, rate: int) -> None:
         services = self._services
@@ -153,7 +203,7 @@ class CallController:
         else:
             raise PortsExhausted("no free UDP port pair for the call's audio")
         self._media = media
-        self._sink = PacedSink(media.send, rate, self._metrics)
+        self._sink = PacedSink(self._send_audio, rate, self._metrics)
         self._sink.start()
         self._conversation = Conversation(services.engine, self._sink, rate,
                                           self._on_conversation_event, self._uuid)
@@ -174,6 +224,8 @@ class CallController:
             if item is not None:
                 if item[0] == "audio":
                     conversation.feed(item[1])
+                    if self._recording is not None:
+                        self._recording.caller(item[1])
                 elif item[0] == "esl":
                     self._on_esl_event(item[1])
                 elif item[0] == "conversation":
@@ -196,6 +248,9 @@ class CallController:
         event(log, "dtmf", call=self._uuid, digit=personal(digit))
         if digit == TRANSFER_DIGIT and not self._digits:
             raise Ending("transfer", "caller pressed 0")
+        if self._consent_deadline is not None:
+            self._consent_answered(consent_from_key(digit), "keypad")
+            return
         if digit == "#":
             self._submit_digits()
         elif len(digit) == 1 and digit in "0123456789*ABCD":
@@ -210,6 +265,14 @@ class CallController:
     def _on_turn_event(self, kind: str, data: dict) -> None:
         if kind in ("speech_started", "transcript"):
             self._reprompted = False
+        if kind == "answer" and self._consent_deadline is not None:
+            answer = consent_answer(data["text"], self._services.engine.settings.persona.language)
+            self._consent_answered(answer == "yes", "speech" if answer != "other" else "other")
+            if answer == "other":           # they asked their question instead: answer it
+                self._conversation.hear_text(data["text"])
+            return
+        if kind == "turn_ended" and data["outcome"] == "question_answered":
+            return          # the consent answer: not a turn of the conversation
         if kind == "transcript":
             self._record.turns += 1
             self._turn = {"transcript": data["text"]}
@@ -235,6 +298,9 @@ class CallController:
     def _check_clocks(self, now: float) -> None:
         if now - self._started >= self._settings.max_call_s:
             raise Ending("goodbye", "maximum call length")
+        if self._consent_deadline is not None and now >= self._consent_deadline \
+                and self._conversation.idle:
+            self._consent_answered(False, "silence")
         if self._digits and now - self._digit_at >= KEYPAD_PAUSE_S:
             self._submit_digits()
         if not self._conversation.idle or self._digits:
@@ -327,6 +393,8 @@ class CallController:
 
     def _clean_up(self, outcome: str) -> None:
         self._stop_talking()
+        if self._recording is not None:
+            self._recording.finish()
         if self._sink is not None:
             self._sink.stop()
         if self._media is not None:

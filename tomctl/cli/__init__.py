@@ -7,7 +7,7 @@ import os
 import sys
 
 from tomctl import __version__
-from tomctl.cli import serve, status, token
+from tomctl.cli import qc, serve, status, token
 from tomctl.errors import TomError
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(commands)
     token.register(commands)
     status.register(commands)
+    qc.register(commands)
     return parser
 
 

@@ -30,7 +30,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     synthetic.add_argument("--json", action="store_true", help="print the raw JSON")
     synthetic.set_defaults(run=run_synthetic_call)
     purge = commands.add_parser("purge", help="delete call records older than "
-                                              "TOM_STORE_RETENTION_DAYS")
+                                              "TOM_STORE_RETENTION_DAYS and recordings older "
+                                              "than TOM_RECORDING_RETENTION_HOURS")
+    purge.add_argument("--dry-run", action="store_true", help="list what would go, delete "
+                                                               "nothing")
     purge.set_defaults(run=run_purge)
 
 
@@ -142,9 +145,20 @@ def run_synthetic_call(args: argparse.Namespace) -> int:
 
 
 def run_purge(args: argparse.Namespace) -> int:
-    result = fetch("/purge", SELFCHECK_TIMEOUT_S, post=True)
+    result = fetch("/purge?dry_run=1" if args.dry_run else "/purge", SELFCHECK_TIMEOUT_S,
+                   post=True)
     if result is None:
         return NOT_RUNNING
-    print(f"deleted {result['calls']} calls and {result['turns']} turns older than "
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {result['calls']} calls and {result['turns']} turns older than "
           f"{result['retention_days']} days")
-    return 0
+    recordings = result["recordings"]
+    for why, label in (("expired", f"older than {result['recording_retention_hours']} hours"),
+                       ("orphaned", "without a call record")):
+        print(f"{verb} {len(recordings[why])} recording files {label}")
+        if args.dry_run:
+            for name in recordings[why]:
+                print(f"  {name}")
+    for name in result.get("recordings_not_deleted", []):
+        print(f"tomctl: could not delete {name}", file=sys.stderr)
+    return 1 if result.get("recordings_not_deleted") else 0

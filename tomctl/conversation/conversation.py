@@ -142,6 +142,7 @@ class Conversation:
         self._speculation_stop = StopFlag()
         self._provisional: Provisional | None = None   # the turn being answered speculatively
         self._answering = False
+        self._expecting_answer = False        # the next turn answers TOM's own question
         self._greenlet: gevent.Greenlet | None = None
 
     # -- owner side -------------------------------------------------------------------------
@@ -184,6 +185,12 @@ class Conversation:
         """A turn the caller typed (keypad digits) rather than spoke."""
         self._utterances.put(Utterance(np.zeros(0, np.float32),
                                        Turn(time.monotonic(), owner=self.id), text=text))
+
+    def expect_answer(self, expecting: bool = True) -> None:
+        """The caller's next turn answers a question TOM asked (may this call be recorded?):
+        it is reported as an ``answer`` event with its text, and the LLM does not answer it.
+        ``expecting=False`` ends the wait (the caller pressed a key instead)."""
+        self._expecting_answer = expecting
 
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
@@ -492,6 +499,12 @@ class Conversation:
             self._on_event("transcript_dropped", reason=transcript.dropped)
             return "dropped"
         reply.heard_text = transcript.text
+        if self._expecting_answer:
+            if not self._verdict(utterance, reply):
+                return "withdrawn"
+            self._expecting_answer = False
+            self._on_event("answer", text=transcript.text)
+            return "question_answered"
         mailbox = HubMailbox()
         self._prime_stop.set()         # the completion evaluates the history itself
         llm_started = time.monotonic()

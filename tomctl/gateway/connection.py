@@ -58,7 +58,8 @@ class BrowserSink(PacedSink):
 
 class BrowserConnection:
     def __init__(self, sock, ws: WSConnection, settings: GatewaySettings,
-                 verifier: TokenVerifier, engine: Any) -> None:
+                 verifier: TokenVerifier, engine: Any, recordings: Any = None) -> None:
+        """``recordings``: the service's BrowserRecordings, or None while TOM_RECORDING=off."""
         self._sock = sock
         self._ws = ws
         self._settings = settings
@@ -71,6 +72,8 @@ class BrowserConnection:
         self._conversation: Conversation | None = None
         self._sink: BrowserSink | None = None
         self._closing = False
+        self._recordings = recordings
+        self._recording: Any = None
 
     def run(self) -> None:
         """Serve until the client leaves or is refused; always cleans up."""
@@ -141,6 +144,8 @@ class BrowserConnection:
             self._verifier.verify(token)
         except TokenRejected as exc:
             raise Refused(4401, f"unauthorized: {exc}") from None
+        if self._recordings is not None:     # the page's checkbox is the caller's consent
+            self._recording = self._recordings.begin(RATE, request.get("record") is True)
 
     def _handle(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
@@ -159,13 +164,14 @@ class BrowserConnection:
         whole = len(buffer) - len(buffer) % FRAME_BYTES
         for start in range(0, whole, FRAME_BYTES):
             self._conversation.feed(buffer[start:start + FRAME_BYTES])
+            if self._recording is not None:
+                self._recording.caller(buffer[start:start + FRAME_BYTES])
         self._partial = buffer[whole:]
 
     # -- the conversation ---------------------------------------------------------------------
 
     def _start_conversation(self) -> None:
-        self._sink = BrowserSink(lambda frame: self._post(self._ws.send(BytesMessage(frame))),
-                                 self._send_event, self._engine.metrics)
+        self._sink = BrowserSink(self._send_audio, self._send_event, self._engine.metrics)
         self._sink.start()
         self._conversation = Conversation(self._engine, self._sink, RATE, self._on_event,
                                           "browser")
@@ -182,6 +188,13 @@ class BrowserConnection:
             self._conversation.close()
         if self._sink is not None:
             self._sink.stop()
+        if self._recording is not None:
+            self._recordings.end(self._recording)
+
+    def _send_audio(self, frame: bytes) -> None:
+        self._post(self._ws.send(BytesMessage(frame)))
+        if self._recording is not None:
+            self._recording.tom(frame)
 
     # -- writing ----------------------------------------------------------------------------
 

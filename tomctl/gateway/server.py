@@ -39,9 +39,10 @@ SECURITY_HEADERS = [(b"X-Content-Type-Options", b"nosniff"), (b"Cache-Control", 
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, engine: Any) -> None:
+    def __init__(self, settings: GatewaySettings, engine: Any, recordings: Any = None) -> None:
         self._settings = settings
         self._engine = engine
+        self._recordings = recordings
         self._verifier = TokenVerifier(settings)
         self._origins = {o.strip().rstrip("/") for o in settings.origins.split(",") if o.strip()}
         self._server: gevent.server.StreamServer | None = None
@@ -115,7 +116,8 @@ class Gateway:
         self.connections += 1
         metrics.gateway_connections.inc()
         try:
-            BrowserConnection(sock, ws, self._settings, self._verifier, self._engine).run()
+            BrowserConnection(sock, ws, self._settings, self._verifier, self._engine,
+                              self._recordings).run()
         finally:
             self.connections -= 1
             metrics.gateway_connections.dec()

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 from tomctl.config import PersonaSettings
 from tomctl.errors import ConfigError
 
 BUNDLED_DIR = Path(__file__).parent / "prompts"
-PHRASES = ("greeting", "fallback", "reprompt", "goodbye", "handover", "holding")
+PHRASES = ("greeting", "fallback", "reprompt", "goodbye", "handover", "holding",
+           "consent_question", "consent_given", "consent_refused")
+# A greeting that says, in some words, that a machine answers (EU AI Act, Art. 50).
+DISCLOSURE = {
+    "en": r"\b(automated|automatic|virtual|digital|ai|artificial intelligence|bot|robot|"
+          r"machine|computer)\b",
+    "de": r"(automatisch|automatisiert|virtuell|digital|\bKI\b|künstliche|\bBot\b|"
+          r"Sprachcomputer|Maschine|Computer)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,5 +57,15 @@ def load_persona(settings: PersonaSettings) -> Persona:
     missing = [name for name in PHRASES if not isinstance(phrases.get(name), str)]
     if missing:
         raise ConfigError(f"TOM_PROMPT_DIR: {phrases_file} lacks the phrases {missing}")
-    return Persona(settings.language, _fill(system, settings, system_file),
-                   {name: _fill(phrases[name], settings, phrases_file) for name in PHRASES})
+    persona = Persona(settings.language, _fill(system, settings, system_file),
+                      {name: _fill(phrases[name], settings, phrases_file) for name in PHRASES})
+    if settings.ai_disclosure and not discloses_automation(persona.phrases["greeting"],
+                                                           settings.language):
+        raise ConfigError(f"{phrases_file}: the greeting must tell callers they talk to an "
+                          "automated assistant (e.g. \"the automated assistant\"); set "
+                          "TOM_AI_DISCLOSURE=false only where the law does not ask for it")
+    return persona
+
+
+def discloses_automation(text: str, language: str) -> bool:
+    return bool(re.search(DISCLOSURE.get(language, DISCLOSURE["en"]), text, re.IGNORECASE))

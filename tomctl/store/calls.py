@@ -10,6 +10,7 @@ itself goes on.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -43,6 +44,15 @@ def m001_calls_and_turns(db: sqlite_utils.Database) -> None:
         "interrupted": int, "transcript": str, "reply": str,
     }, pk=("call_id", "number"), foreign_keys=[("call_id", "calls", "id")])
     db["calls"].create_index(["started_at"])
+
+
+@MIGRATIONS()
+def m002_consent_and_recordings(db: sqlite_utils.Database) -> None:
+    db["calls"].add_column("consent", str)        # given, refused, not_asked, or NULL (off)
+    db["recordings"].create({
+        "call_id": str, "file": str, "started_at": float, "ended_at": float, "seconds": float,
+        "consent": str, "dropped_frames": int, "error": str, "qc_verdict": str, "qc": str,
+    }, pk="call_id")
 
 
 class CallStore:
@@ -104,7 +114,43 @@ class CallStore:
                 "e2e_max_ms": e2e[-1] if e2e else None})
         self._write(write)
 
+    def call_consent(self, call_id: str, consent: str) -> None:
+        self._write(lambda db: db["calls"].update(call_id, {"consent": consent}))
+
+    def recording(self, sidecar: dict, qc: dict | None) -> None:
+        """A finished recording: its sidecar and its quality checks (None: not checked)."""
+        row = {"call_id": sidecar["call"], "file": sidecar["file"],
+               "started_at": sidecar["started_at"], "ended_at": sidecar["ended_at"],
+               "seconds": sidecar["seconds"], "consent": sidecar["consent"],
+               "dropped_frames": sidecar["dropped_frames"], "error": sidecar["error"],
+               "qc_verdict": qc["verdict"] if qc else None,
+               "qc": json.dumps(qc) if qc else None}
+        self._write(lambda db: db["recordings"].insert(row, replace=True))
+
+    def forget_recordings(self, call_ids: list[str]) -> None:
+        if not call_ids:
+            return
+        self._write(lambda db: db.execute(
+            f"delete from recordings where call_id in ({','.join('?' * len(call_ids))})",
+            call_ids))
+
     # -- reads ------------------------------------------------------------------------------
+
+    def known_calls(self, call_ids: list[str]) -> set[str]:
+        """Which of ``call_ids`` still have a call record."""
+        def read() -> set[str]:
+            known: set[str] = set()
+            for start in range(0, len(call_ids), 500):
+                chunk = call_ids[start:start + 500]
+                known |= {row["id"] for row in self._db.query(
+                    f"select id from calls where id in ({','.join('?' * len(chunk))})", chunk)}
+            return known
+        return self._writer.run(read, timeout_s=READ_TIMEOUT_S)
+
+    def recording_of(self, call_id: str) -> dict | None:
+        rows = self._writer.run(lambda: list(self._db.query(
+            "select * from recordings where call_id = ?", [call_id])), timeout_s=READ_TIMEOUT_S)
+        return rows[0] if rows else None
 
     def recent_calls(self, limit: int) -> list[dict]:
         return self._writer.run(lambda: list(self._db.query(
@@ -128,19 +174,30 @@ class CallStore:
                 "p95": round(values[min(len(values) - 1, int(len(values) * 0.95))], 1),
                 "turns": len(values)}
 
-    def purge(self, older_than_s: float) -> dict:
-        """Delete calls (and their turns) that started more than ``older_than_s`` ago."""
+    def purge(self, older_than_s: float, dry_run: bool = False) -> dict:
+        """Delete calls (and their turns) that started more than ``older_than_s`` ago;
+        with ``dry_run``, only count them."""
         cutoff = time.time() - older_than_s
+
+        def count() -> dict:
+            calls = self._db.execute("select count(*) from calls where started_at < ?",
+                                     [cutoff]).fetchone()[0]
+            turns = self._db.execute("select count(*) from turns where call_id in "
+                                     "(select id from calls where started_at < ?)",
+                                     [cutoff]).fetchone()[0]
+            return {"calls": calls, "turns": turns}
 
         def work() -> dict:
             with self._db.conn:
                 turns = self._db.execute(
                     "delete from turns where call_id in "
                     "(select id from calls where started_at < ?)", [cutoff]).rowcount
+                self._db.execute("delete from recordings where call_id in "
+                                 "(select id from calls where started_at < ?)", [cutoff])
                 calls = self._db.execute("delete from calls where started_at < ?",
                                          [cutoff]).rowcount
             return {"calls": calls, "turns": turns}
-        return self._writer.run(work, timeout_s=60)
+        return self._writer.run(count if dry_run else work, timeout_s=60)
 
     def check_writable(self) -> str:
         """'' if a write commits now, else why not (for the selfcheck)."""

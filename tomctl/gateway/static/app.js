@@ -50,6 +50,7 @@
     const live = state === "connecting" || state === "ready";
     $("connect").disabled = live;
     $("token").disabled = live;
+    $("record").disabled = live;
     $("hangup").disabled = !live;
     $("interrupt").disabled = state !== "ready";
   }
@@ -151,6 +152,7 @@
   async function connect() {
     if (socket) return;
     const token = $("token").value;
+    const record = $("record").checked;
     Object.assign(page, { closeCode: null, closeReason: "" });
     setState("connecting");
     setStatus("Starting audio…");
@@ -170,7 +172,8 @@
     socket.binaryType = "arraybuffer";
     socket.onopen = () => {
       // The token travels in the first message, never in the URL (URLs end up in logs).
-      socket.send(JSON.stringify({ type: "auth", token }));
+      // Consent to recording is the caller's own choice: unticked, nothing is recorded.
+      socket.send(JSON.stringify({ type: "auth", token, record }));
       setStatus("Authenticating…");
     };
     socket.onmessage = (event) => {
