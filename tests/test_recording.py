@@ -266,6 +266,24 @@ def test_keypad_1_records_the_call_in_stereo_as_carried(consent_phone, engine):
     assert 0 < (answer_start - question_end) / RATE < 3.0
 
 
+def test_a_spoken_yes_records_the_call(consent_phone, engine):
+    phone = consent_phone
+    call = phone.call(b"")
+    assert call.wait_answered(timeout_s=10)
+    record = phone.service.registry.active()[0]
+    call.wait_for(lambda: len(call.heard) * 0.02 > phrase_s(phone, "greeting"), 30,
+                  "the consent question")
+    wait_until(lambda: record.state == "listening", 30, "the consent question to end")
+    call.say(pcm(np.concatenate([piper_say(engine, "Yes, that's fine.", RATE),
+                                 silence(1.0, RATE)])))
+    wait_until(lambda: os.path.exists(phone.recordings / f"{call.uuid}.wav"), 30,
+               "the recording to begin")
+    call.hangup()
+    assert call.wait_ended(timeout_s=10)
+    assert_nothing_left(phone)
+    assert phone.engine.metrics.consent.labels(answer="given")._value.get() >= 1
+
+
 @pytest.mark.parametrize("answer", ["silence", "keypad 2"])
 def test_no_clear_yes_records_nothing(consent_phone, answer):
     phone = consent_phone

@@ -371,7 +371,7 @@ class RecordingSettings:
         _positive, "> 0")
     consent_timeout_s: float = setting(
         "TOM_CONSENT_TIMEOUT_S", 8.0,
-        "How long TOM waits for the answer to the consent question; no answer is a no.",
+        "How long the line may stay quiet after the consent question; no answer is a no.",
         _positive, "> 0")
 
     @property

@@ -89,7 +89,8 @@ class CallController:
         self._answered_turns = 0
         self._hangup_complete = False
         self._turn: dict[str, Any] = {}     # the turn in progress, for its record
-        self._consent_deadline: float | None = None   # while the consent question waits
+        self._consent_asked = False         # the consent question waits for its answer
+        self._quiet_since: float | None = None   # … and the line has been quiet since
         self._recording: CallRecording | None = None
 
     # -- the call's greenlet ----------------------------------------------------------------
@@ -155,15 +156,21 @@ class CallController:
         (keypad 1, or a spoken yes) records, and no answer in time is a no."""
         self._conversation.say("consent_question")
         self._conversation.expect_answer()
-        engine, rate = self._services.engine, self._sink.rate
-        playing_s = sum(len(engine.phrase(name, rate)) for name in
-                        ("greeting", "consent_question")) * 0.02
-        self._consent_deadline = (time.monotonic() + playing_s
-                                  + self._services.recording.consent_timeout_s)
+        self._consent_asked = True
         event(log, "consent_asked", call=self._uuid)
 
+    def _consent_timed_out(self, now: float) -> bool:
+        """No answer: the line quiet for TOM_CONSENT_TIMEOUT_S since the question ended
+        (counted from when it has been heard, however late the audio ran)."""
+        if not self._conversation.idle:
+            self._quiet_since = None
+            return False
+        if self._quiet_since is None:
+            self._quiet_since = now
+        return now - self._quiet_since >= self._services.recording.consent_timeout_s
+
     def _consent_answered(self, given: bool, how: str) -> None:
-        self._consent_deadline = None
+        self._consent_asked = False
         self._conversation.expect_answer(False)
         self._conversation.interrupt()            # a key pressed during the question ends it
         answer = "given" if given else "refused"
@@ -248,7 +255,7 @@ class CallController:
         event(log, "dtmf", call=self._uuid, digit=personal(digit))
         if digit == TRANSFER_DIGIT and not self._digits:
             raise Ending("transfer", "caller pressed 0")
-        if self._consent_deadline is not None:
+        if self._consent_asked:
             self._consent_answered(consent_from_key(digit), "keypad")
             return
         if digit == "#":
@@ -265,7 +272,7 @@ class CallController:
     def _on_turn_event(self, kind: str, data: dict) -> None:
         if kind in ("speech_started", "transcript"):
             self._reprompted = False
-        if kind == "answer" and self._consent_deadline is not None:
+        if kind == "answer" and self._consent_asked:
             answer = consent_answer(data["text"], self._services.engine.settings.persona.language)
             self._consent_answered(answer == "yes", "speech" if answer != "other" else "other")
             if answer == "other":           # they asked their question instead: answer it
@@ -298,8 +305,7 @@ class CallController:
     def _check_clocks(self, now: float) -> None:
         if now - self._started >= self._settings.max_call_s:
             raise Ending("goodbye", "maximum call length")
-        if self._consent_deadline is not None and now >= self._consent_deadline \
-                and self._conversation.idle:
+        if self._consent_asked and self._consent_timed_out(now):
             self._consent_answered(False, "silence")
         if self._digits and now - self._digit_at >= KEYPAD_PAUSE_S:
             self._submit_digits()
