@@ -380,6 +380,18 @@ class RecordingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ToolSettings:
+    catalogue_path: str = setting(
+        "TOM_CATALOGUE_PATH", "",
+        "SQLite file of the parts catalogue, written by `tomctl catalogue import FILE.csv`; "
+        "empty uses ~/.local/state/tom/catalogue.db.")
+
+    @property
+    def catalogue(self) -> str:
+        return self.catalogue_path or os.path.expanduser("~/.local/state/tom/catalogue.db")
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
     speech: SpeechSettings = dataclasses.field(default_factory=SpeechSettings)
@@ -389,6 +401,7 @@ class Settings:
     gateway: GatewaySettings = dataclasses.field(default_factory=GatewaySettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     recording: RecordingSettings = dataclasses.field(default_factory=RecordingSettings)
+    tools: ToolSettings = dataclasses.field(default_factory=ToolSettings)
     admin: AdminSettings = dataclasses.field(default_factory=AdminSettings)
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 from tomctl import __version__
-from tomctl.cli import qc, serve, status, token
+from tomctl.cli import catalogue, qc, serve, status, token
 from tomctl.errors import TomError
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.register(commands)
     status.register(commands)
     qc.register(commands)
+    catalogue.register(commands)
     return parser
 
 
