@@ -20,7 +20,7 @@ def test_every_fuzz_target_survives_a_short_budget(tmp_path):
                              capture_output=True, text=True, timeout=550)
     result = json.loads(process.stdout)
     assert {"esl_parser", "esl_commands", "gateway_head", "gateway_websocket",
-            "jwt_token", "wav_qc"} <= set(result["targets"])
+            "jwt_token", "wav_qc", "catalogue_csv"} <= set(result["targets"])
     for name, target in result["targets"].items():
         assert (target["inputs"], target["crashes"], target["hangs"], target["ooms"]) == \
             (RUNS, 0, 0, 0), (name, target.get("log_tail"))

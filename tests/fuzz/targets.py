@@ -25,6 +25,7 @@ from tomctl.gateway import auth, connection, server
 from tomctl.metrics import Metrics
 from tomctl.recording import qc
 from tomctl.telephony import wire
+from tomctl.tools import catalogue
 
 SECRET = "a-fuzzing-secret-of-enough-length-for-hs256"
 GATEWAY = config.load({"TOM_JWT_SECRET": SECRET, "TOM_GATEWAY_MAX_MESSAGE_BYTES": "4096",
@@ -247,6 +248,21 @@ def wav_qc(data: bytes) -> None:
         assert report.verdict in qc.RANK
 
 
+def catalogue_csv(data: bytes) -> None:
+    """Any text as a catalogue CSV: parts that keep the catalogue's rules and bad rows with
+    their line numbers, or CatalogueError."""
+    text = data.decode("utf-8", "replace")
+    try:
+        parts, bad = catalogue.read_parts(io.StringIO(text, newline=""), "fuzzed.csv")
+    except catalogue.CatalogueError:
+        return
+    for part in parts:
+        assert catalogue._PART_NUMBER.match(part.part_number), part
+        assert 1900 <= part.year_from <= part.year_to <= 2100 and part.stock >= 0, part
+        assert 0 <= part.price <= 1_000_000 and part.make and part.model, part
+    assert all(line >= 1 and why for line, why in bad), bad
+
+
 TARGETS = {"esl_parser": esl_parser, "esl_commands": esl_commands,
            "gateway_head": gateway_head, "gateway_websocket": gateway_websocket,
-           "jwt_token": jwt_token, "wav_qc": wav_qc}
+           "jwt_token": jwt_token, "wav_qc": wav_qc, "catalogue_csv": catalogue_csv}

@@ -87,26 +87,36 @@ def import_csv(csv_path: str, db_path: str) -> ImportReport:
     """Replace the catalogue at ``db_path`` with the good rows of ``csv_path``."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as source:
-            reader = csv.DictReader(source)
-            missing = [name for name in COLUMNS if name not in (reader.fieldnames or [])]
-            if missing:
-                raise CatalogueError(f"{csv_path}: the header lacks {', '.join(missing)} "
-                                     f"(columns: {', '.join(COLUMNS)})")
-            parts, bad = [], []
-            for row in reader:
-                try:
-                    if None in row:            # more fields than the header has
-                        raise ValueError("more fields than the header")
-                    parts.append(parse_row(row))
-                except ValueError as exc:
-                    bad.append((reader.line_num, str(exc)))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            parts, bad = read_parts(source, csv_path)
+    except (OSError, UnicodeDecodeError) as exc:
         raise CatalogueError(f"{csv_path}: cannot be read: {exc}") from None
     if not parts:
         raise CatalogueError(f"{csv_path}: no valid row ({len(bad)} bad); the catalogue "
                              "is unchanged")
     _write_atomically(db_path, parts)
     return ImportReport(len(parts), bad)
+
+
+def read_parts(source: Iterable[str], name: str) -> tuple[list[Part], list[tuple[int, str]]]:
+    """The good rows of CSV text and the bad ones' (line number, why); CatalogueError when
+    the header lacks a column or the text is not CSV."""
+    reader = csv.DictReader(source)
+    parts, bad = [], []
+    try:
+        missing = [column for column in COLUMNS if column not in (reader.fieldnames or [])]
+        if missing:
+            raise CatalogueError(f"{name}: the header lacks {', '.join(missing)} "
+                                 f"(columns: {', '.join(COLUMNS)})")
+        for row in reader:
+            try:
+                if None in row:                # more fields than the header has
+                    raise ValueError("more fields than the header")
+                parts.append(parse_row(row))
+            except ValueError as exc:
+                bad.append((reader.line_num, str(exc)))
+    except csv.Error as exc:
+        raise CatalogueError(f"{name}: line {reader.line_num} is not CSV: {exc}") from None
+    return parts, bad
 
 
 def _write_atomically(db_path: str, parts: Iterable[Part]) -> None:
