@@ -102,3 +102,14 @@ def test_tomctl_catalogue_import(tmp_path):
     assert code == 1 and "imported 1 parts" in output and "line 3: price" in output
     code, output = run_tomctl(environ, "catalogue", "import", str(tmp_path / "none.csv"))
     assert code == 2 and "cannot be read" in output and "Traceback" not in output
+
+
+def test_a_callers_words_find_the_part(demo):
+    from tomctl.tools.query import extract
+    lookup = extract("Do you have brake pads for a Honda Civic 2015?", "en", demo.vocabulary())
+    found = demo.find(list(lookup.part_words), lookup.make, lookup.model, lookup.year)
+    assert found and all("brake pads" in part.name and part.model == "Civic" for part in found)
+    lookup = extract("Haben Sie Zündkerzen für einen Skoda Octavia von 2019?", "de",
+                     demo.vocabulary())
+    found = demo.find(list(lookup.part_words), lookup.make, lookup.model, lookup.year)
+    assert found and all("Zündkerzen" in part.name_de for part in found)

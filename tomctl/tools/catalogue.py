@@ -18,9 +18,12 @@ import sqlite3
 import tempfile
 import unicodedata
 from decimal import Decimal, InvalidOperation
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from tomctl.errors import TomError
+
+if TYPE_CHECKING:
+    from tomctl.tools.query import Vocabulary
 
 COLUMNS = ("part_number", "name", "category", "make", "model", "years", "price", "stock",
            "name_de", "name_en")
@@ -220,5 +223,13 @@ class Catalogue:
                 if len(found) == limit:
                     break
         return found
+    def vocabulary(self) -> "Vocabulary":
+        """The makes, models and part-name words a caller's words are matched against."""
+        from tomctl.tools.query import Vocabulary
+        vehicles = self._db.execute("select distinct make, model from parts").fetchall()
+        names = [name for row in self._db.execute(
+            "select distinct name, name_de, name_en from parts") for name in row]
+        return Vocabulary.build(((row[0], row[1]) for row in vehicles), names)
+
     def count(self) -> int:
         return self._db.execute("select count(*) from parts").fetchone()[0]

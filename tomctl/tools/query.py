@@ -1,0 +1,139 @@
+"""From what a caller said to what TOM should look up (pure): a vehicle, part words, an
+order number, and which shop fact is asked for.
+
+The small LLM cannot be trusted to call tools, so TOM looks up first and lets the LLM
+phrase the answer; this is the looking-up half's first step. Vehicles are matched against
+the catalogue's own makes and models (and common names for them: "VW", "Benz"), part
+words against the catalogue's vocabulary in English and German, so that nothing is
+invented. Spoken digits ("one two three four five", "eins zwei drei") count as digits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from typing import Iterable
+
+MAKE_ALIASES = {"vw": "Volkswagen", "volkswagen": "Volkswagen", "benz": "Mercedes-Benz",
+                "mercedes": "Mercedes-Benz", "merc": "Mercedes-Benz", "chevy": "Chevrolet",
+                "beemer": "BMW", "skoda": "Skoda", "škoda": "Skoda"}
+DIGIT_WORDS = {
+    "en": {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+           "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"},
+    "de": {"null": "0", "eins": "1", "zwei": "2", "zwo": "2", "drei": "3", "vier": "4",
+           "fünf": "5", "funf": "5", "sechs": "6", "sieben": "7", "acht": "8", "neun": "9"},
+}
+FACTS = {
+    "hours": {"en": r"\b(open|opening|close|closing|hours)\b",
+              "de": r"(geöffnet|offen|öffnungszeit|öffnen|schließen|schliessen|zu\b)"},
+    "address": {"en": r"\b(where are you|where is your|address|located|location|find you)\b",
+                "de": r"(wo sind sie|wo ist ihr|wo finde|adresse|anschrift|standort)"},
+    "returns": {"en": r"\b(return|returns|refund|send (it|them) back|exchange)\b",
+                "de": r"(rückgabe|zurückgeben|zurückschicken|umtausch|umtauschen|erstatt)"},
+}
+ORDER_WORDS = {"en": r"\b(order|delivery|parcel|package|shipment)\b",
+               "de": r"(bestell|liefer|paket|sendung|auftrag)"}
+STOPWORDS = {"demoparts", "set", "kit", "satz", "front", "rear", "vorne", "hinten"}
+_ORDER_NUMBER = re.compile(r"\b\d{5,10}\b")
+_YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
+
+
+@dataclasses.dataclass(frozen=True)
+class Lookup:
+    make: str = ""
+    model: str = ""
+    year: int = 0
+    part_words: tuple[str, ...] = ()
+    order_number: str = ""
+    asks_about_order: bool = False
+    facts: tuple[str, ...] = ()        # hours, address, returns
+
+    @property
+    def empty(self) -> bool:
+        return not (self.part_words or self.order_number or self.asks_about_order
+                    or self.facts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """What the catalogue knows: makes with their models, and the words of part names."""
+
+    models: dict[str, str]        # plain model name → (make, model) key "make\tmodel"
+    makes: dict[str, str]         # plain make name → make
+    part_words: frozenset[str]
+
+    @classmethod
+    def build(cls, vehicles: Iterable[tuple[str, str]], names: Iterable[str]) -> "Vocabulary":
+        models, makes = {}, {}
+        for make, model in vehicles:
+            makes[plain(make)] = make
+            models[plain(model)] = f"{make}\t{model}"
+        words = {word for name in names for word in plain(name).split()
+                 if len(word) > 2 and word not in STOPWORDS}
+        return cls(models, makes, frozenset(words))
+
+
+def plain(text: str) -> str:
+    """Lower case words without diacritics, hyphens as spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.lower().replace("-", " "))
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[a-z0-9]+", stripped))
+
+
+def spoken_digits(text: str, language: str) -> str:
+    """Runs of spoken digits as numbers: "order one two three four five" → "order 12345"."""
+    words = DIGIT_WORDS.get(language, DIGIT_WORDS["en"])
+    out: list[str] = []
+    for token in text.split():
+        digit = words.get(token.lower().strip(".,!?"))
+        if digit is not None and out and out[-1].isdigit():
+            out[-1] += digit
+        elif digit is not None:
+            out.append(digit)
+        else:
+            out.append(token)
+    return " ".join(out)
+
+
+def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
+    said = spoken_digits(text, language)
+    flat = plain(said)
+    padded = f" {flat} "
+    make = model = ""
+    for name in sorted(vocabulary.models, key=len, reverse=True):   # "3 series" before "3"
+        if f" {name} " in padded:
+            make, model = vocabulary.models[name].split("\t")
+            break
+    if not make:
+        for name, known in {**{plain(k): v for k, v in MAKE_ALIASES.items()},
+                            **vocabulary.makes}.items():
+            if f" {name} " in padded and plain(known) in vocabulary.makes:
+                make = vocabulary.makes[plain(known)]
+                break
+    years = _YEAR.findall(said)
+    order_numbers = [n for n in _ORDER_NUMBER.findall(said) if n not in years]
+    words = tuple(dict.fromkeys(
+        word for word in flat.split()
+        if _part_word(word, vocabulary.part_words) and word not in plain(model).split()))
+    language = language if language in ORDER_WORDS else "en"
+    lowered = said.lower()
+    facts = tuple(name for name, patterns in FACTS.items()
+                  if re.search(patterns[language], lowered))
+    return Lookup(make=make, model=model, year=int(years[0]) if years else 0,
+                  part_words=words, order_number=order_numbers[0] if order_numbers else "",
+                  asks_about_order=bool(re.search(ORDER_WORDS[language], lowered)),
+                  facts=facts)
+
+
+SUFFIXES = ("s", "es", "e", "n", "en")
+
+
+def _part_word(word: str, known: frozenset[str]) -> bool:
+    """A catalogue word, or the same with or without a plural or German ending ("pad" for
+    "pads", "filters" for "filter", "Zündkerze" for "Zündkerzen")."""
+    if len(word) < 3:
+        return False
+    return word in known or any(
+        (word.endswith(ending) and word[:-len(ending)] in known) or word + ending in known
+        for ending in SUFFIXES)
