@@ -385,6 +385,10 @@ class ToolSettings:
         "TOM_CATALOGUE_PATH", "",
         "SQLite file of the parts catalogue, written by `tomctl catalogue import FILE.csv`; "
         "empty uses ~/.local/state/tom/catalogue.db.")
+    shop_file: str = setting(
+        "TOM_SHOP_FILE", "",
+        "TOML file of the shop's facts (opening hours in its time zone, address, returns; "
+        "see tomctl/tools/data/shop.toml); empty: TOM knows none.")
 
     @property
     def catalogue(self) -> str:
