@@ -389,6 +389,14 @@ class ToolSettings:
         "TOM_SHOP_FILE", "",
         "TOML file of the shop's facts (opening hours in its time zone, address, returns; "
         "see tomctl/tools/data/shop.toml); empty: TOM knows none.")
+    orders_url: str = setting(
+        "TOM_ORDERS_URL", "",
+        "The shop system's order-status endpoint (GET ?order=<number> answers JSON with a "
+        "status); empty: order status is off.")
+    orders_timeout_s: float = setting(
+        "TOM_ORDERS_TIMEOUT_S", 1.5,
+        "How long one order-status lookup may take; three failures in a row pause lookups "
+        "for 30 s (circuit breaker).", _positive, "> 0")
 
     @property
     def catalogue(self) -> str:
