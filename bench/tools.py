@@ -1,6 +1,7 @@
-"""Catalogue lookups on a large catalogue: how long one takes.
+"""The tool hub's cost: catalogue lookups on a large catalogue (the e2e cost of a lookup
+turn against a plain turn is still to come, with the hub in the conversation).
 
-    python bench/catalogue.py [--rows 100000] [--lookups 2000] --json
+    python bench/tools.py [--rows 100000] [--lookups 2000] --json
 
 Builds a catalogue of ``--rows`` parts (the demo catalogue's rows, repeated over model
 variants with distinct part numbers), imports it through `tomctl catalogue import`'s code,
