@@ -33,8 +33,10 @@ def test_records_survive_a_kill_minus_9_mid_call(tmp_path):
     store.start()                               # opens cleanly, migrations already applied
     try:
         calls = store.recent_calls(10)
+        # The call the kill cut off is ended as lost, at its last known moment.
         assert [(c["id"], c["outcome"], c["turns"], c["e2e_p50_ms"]) for c in calls] == \
-            [("done", "answered", 1, 640.0)]
+            [("live", "lost", 1, None), ("done", "answered", 1, 640.0)]
+        assert calls[0]["ended_at"] >= 10.0 and calls[0]["hangup_cause"] is None
         assert [t["number"] for t in store.turns_of("live")] == [1]
         with sqlite3.connect(path) as db:
             assert db.execute("pragma integrity_check").fetchone() == ("ok",)

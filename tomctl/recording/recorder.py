@@ -62,9 +62,12 @@ class RecordingWriter:
         self._thread.start()
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop; waits (yielding to the hub) up to ``timeout_s``."""
         if self._thread is not None:
-            self._queue.put(None, timeout=timeout_s)
-            self._thread.join(timeout_s)
+            self._queue.put_nowait(None)
+            deadline = time.monotonic() + timeout_s
+            while self._thread.is_alive() and time.monotonic() < deadline:
+                gevent.sleep(0.02)
 
     def begin(self, call_id: str, rate: int, consent: str) -> "Recording":
         recording = Recording(self, call_id, rate, consent)
