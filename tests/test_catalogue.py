@@ -4,6 +4,7 @@ import os
 from decimal import Decimal
 from importlib import resources
 
+import gevent
 import pytest
 
 from tests.cli import run_tomctl
@@ -12,6 +13,12 @@ from tomctl.tools.demo_catalogue import as_csv
 
 DEMO = resources.files("tomctl.tools").joinpath("data", "demo-catalogue.csv")
 HEADER = ",".join(COLUMNS)
+
+
+def run_import(csv_path: str, db_path: str):
+    """In a real thread, as `tomctl catalogue import` runs outside any event loop: an
+    import of thousands of rows would hold the hub for longer than the tests allow."""
+    return gevent.get_hub().threadpool.apply(import_csv, (csv_path, db_path))
 
 
 def write(path, *lines: str) -> str:
@@ -28,7 +35,7 @@ def test_the_bundled_demo_catalogue_is_the_generators_output():
 def demo(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("catalogue") / "catalogue.db")
     with resources.as_file(DEMO) as csv_path:
-        report = import_csv(str(csv_path), path)
+        report = run_import(str(csv_path), path)
     assert report.imported == 3200 and report.bad_rows == []
     catalogue = Catalogue(path)
     yield catalogue
@@ -59,7 +66,7 @@ def test_bad_rows_are_reported_with_their_lines_and_the_good_ones_kept(tmp_path)
                      "P-6,Bulb,electrics,Ford,Focus,2015,5.00,2,Lampe,Bulb,extra",
                      "P-7,Spark plugs,ignition,Ford,Focus,2015,\"24,50\",3,Zündkerzen,Spark")
     target = str(tmp_path / "catalogue.db")
-    report = import_csv(csv_path, target)
+    report = run_import(csv_path, target)
     assert report.imported == 2
     assert [line for line, _ in report.bad_rows] == [3, 4, 5, 6, 7]
     assert "price" in report.bad_rows[0][1] and "years" in report.bad_rows[1][1]
@@ -73,16 +80,16 @@ def test_bad_rows_are_reported_with_their_lines_and_the_good_ones_kept(tmp_path)
 
 def test_a_failed_import_leaves_the_catalogue_as_it_was(tmp_path):
     target = str(tmp_path / "catalogue.db")
-    import_csv(write(tmp_path / "good.csv",
+    run_import(write(tmp_path / "good.csv",
                      "P-1,Brake pads,brakes,Ford,Focus,2011-2018,49.90,4,Bremsbeläge,Brake pads"),
                target)
     for bad, message in ((write(tmp_path / "bad.csv", "only,garbage"), "no valid row"),
                          (str(tmp_path / "missing.csv"), "cannot be read")):
         with pytest.raises(CatalogueError, match=message):
-            import_csv(bad, target)
+            run_import(bad, target)
     (tmp_path / "noheader.csv").write_text("a,b\n1,2\n")
     with pytest.raises(CatalogueError, match="the header lacks part_number"):
-        import_csv(str(tmp_path / "noheader.csv"), target)
+        run_import(str(tmp_path / "noheader.csv"), target)
     catalogue = Catalogue(target)
     try:
         assert catalogue.count() == 1

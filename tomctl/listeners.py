@@ -51,7 +51,7 @@ def bind_all(settings: Settings) -> Listeners:
 
 def bind(host: str, port: int, host_setting: str, port_setting: str) -> gsocket.socket:
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+        family, _, _, _, address = gsocket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                       flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
         raise ConfigError(f"{host_setting}={host!r} is not an address here: "
