@@ -41,7 +41,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import gevent
@@ -51,13 +50,11 @@ import gevent.subprocess
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.callers import (QUESTIONS, RATE, Caller, admin_get, drain_log,  # noqa: E402
-                             wait_quiet)
+                             wait_quiet, voices as caller_voices)
 from testkit.fakes import FakeSwitch  # noqa: E402
 from testkit.serve import start_serve  # noqa: E402
 from testkit.measure import StealMeter, cpu_seconds, pcm, percentiles, rss_mb  # noqa: E402
-from testkit.speech import espeak_say, noise_burst, piper_say  # noqa: E402
-from tomctl.speech import assets  # noqa: E402
-from tomctl.speech.piper import PiperTextToSpeech  # noqa: E402
+from testkit.speech import noise_burst  # noqa: E402
 
 LISTEN_WINDOW_S = 10.0
 LINE_NOISE_RMS = 0.001   # -60 dBFS
@@ -125,12 +122,7 @@ def listening_cost(switch: FakeSwitch, pid: int, calls: int) -> float:
 
 
 def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
-    tts = PiperTextToSpeech(assets.tts_voice_file(""), False, [1])
-    tts.load()
-    speaker = types.SimpleNamespace(tts=tts)
-    voices = [lambda text: piper_say(speaker, text, RATE),
-              lambda text: espeak_say(text, RATE, "en-us"),
-              lambda text: espeak_say(text, RATE, "en-gb")]
+    voices = caller_voices()
     state = tempfile.mkdtemp(prefix="tom-bench-")
     process, ready = start_tom(calls, state, log_path)
     switch = FakeSwitch(tom_address=("127.0.0.1", ready["esl_port"]))

@@ -32,7 +32,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import gevent
@@ -42,15 +41,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.callers import (QUESTIONS, RATE, Caller, admin_get, drain_log,  # noqa: E402
-                             last_heard_at, wait_quiet)
+                             last_heard_at, wait_quiet, voices as caller_voices)
 from testkit.fakes import FakeSwitch  # noqa: E402
 from testkit.measure import StealMeter, pcm, percentiles, rss_mb  # noqa: E402
 from testkit.serve import start_serve  # noqa: E402
-from testkit.speech import espeak_say, piper_say, silence  # noqa: E402
+from testkit.speech import silence  # noqa: E402
 from testkit.wsclient import Client  # noqa: E402
 from tomctl.audio.frames import resample  # noqa: E402
-from tomctl.speech import assets  # noqa: E402
-from tomctl.speech.piper import PiperTextToSpeech  # noqa: E402
 
 BROWSER_RATE = 16000
 BROWSER_PAUSE_S = 20.0
@@ -306,12 +303,7 @@ def _stream(client: Client, audio: bytes) -> None:
 
 
 def _voices() -> list[np.ndarray]:
-    tts = PiperTextToSpeech(assets.tts_voice_file(""), False, [1])
-    tts.load()
-    speaker = types.SimpleNamespace(tts=tts)
-    voices = [lambda text: piper_say(speaker, text, RATE),
-              lambda text: espeak_say(text, RATE, "en-us"),
-              lambda text: espeak_say(text, RATE, "en-gb")]
+    voices = caller_voices()
     return [voices[n % len(voices)](text) for n, text in enumerate(QUESTIONS)]
 
 

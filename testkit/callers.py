@@ -4,12 +4,16 @@ answers where the caller is, and the plumbing around a `tomctl serve` process.""
 from __future__ import annotations
 
 import time
+import types
 import urllib.request
 
 import gevent
 
 from testkit.fakes import FakeSwitch
 from testkit.measure import audible_span, pcm
+from testkit.speech import espeak_say, piper_say
+from tomctl.speech import assets
+from tomctl.speech.piper import PiperTextToSpeech
 
 RATE = 8000
 FRAME_S = 0.02
@@ -112,3 +116,14 @@ class Caller:
     def hang_up(self) -> None:
         self.call.hangup()
         self.call.wait_ended(timeout_s=15)
+
+
+def voices() -> list:
+    """The callers' voices: the bundled Piper voice (loaded here, without the engine) and
+    espeak-ng's en-us and en-gb; each takes a text and gives float32 audio at RATE."""
+    tts = PiperTextToSpeech(assets.tts_voice_file(""), False, [1])
+    tts.load()
+    speaker = types.SimpleNamespace(tts=tts)
+    return [lambda text: piper_say(speaker, text, RATE),
+            lambda text: espeak_say(text, RATE, "en-us"),
+            lambda text: espeak_say(text, RATE, "en-gb")]
