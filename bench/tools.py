@@ -42,7 +42,7 @@ def write_catalogue(path: str, count: int) -> None:
             variant = n // len(base)
             row["part_number"] = f"DEMO-{variant}-{n}"
             if variant:
-                row["model"] = f"{row['model']} {variant}"
+                row["model"] = f"{row['model']} Edition{variant}"
             writer.writerow(row)
 
 
@@ -51,7 +51,7 @@ def queries(count: int) -> list[dict]:
     made = []
     for _ in range(count):
         make = rng.choice(list(VEHICLES))
-        model, (first, last) = rng.choice(list(VEHICLES[make].items()))
+        model, (first, last, *_) = rng.choice(list(VEHICLES[make].items()))
         english, german, _, _ = rng.choice(PARTS)
         words = (german if rng.random() < 0.3 else english).split()[:2]
         if rng.random() < 0.2:

@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from testkit.harness import CallHarness  # noqa: E402
-from testkit.measure import StealMeter, audible_span, percentiles  # noqa: E402
+from testkit.harness import CallHarness, timed_answer  # noqa: E402
+from testkit.measure import StealMeter, percentiles  # noqa: E402
 from testkit.speech import (espeak_say, espeak_say_paused, noise_burst, piper_say,  # noqa: E402
                             piper_say_paused, silence, with_noise, words)
 from tomctl import config  # noqa: E402
@@ -66,7 +66,6 @@ COMPLETE = [
 ]
 VOICES = ("piper", "en-us", "en-gb")
 SNR_DB = 30
-FRAME_S = 0.02
 TARGETS = {"premature_end_rate": 0.05, "e2e_p50_ms": 550, "e2e_p95_ms": 800,
            "false_barge_in_rate": 0.02, "words_lost": 0}
 
@@ -91,29 +90,7 @@ class Bench:
 
     def utterance(self, audio: np.ndarray) -> dict:
         """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it."""
-        rate = self.rate
-        with CallHarness(self.engine, rate) as call:
-            # Frames are handed over when their span starts; a phone line delivers them
-            # when it ends: charge the 20 ms back.
-            fed_at = time.monotonic() - FRAME_S
-            call.feed(audio)
-            fed_until = len(call.log)
-            first, last = audible_span(audio, rate)
-            end_at = fed_at + last
-            try:
-                call.feed_until(with_noise(silence(20, rate), SNR_DB, seed=7), "reply_done", 20,
-                                since=fed_until)
-            except AssertionError:
-                return {"answered": False, "talked_early": True}
-            early = [t for t, _ in call.heard if t < end_at]
-            answer = [t for t, _ in call.heard if t >= end_at]
-            transcripts = [d["text"] for k, d in call.log if k == "transcript"]
-            ended = [d for k, d in call.log if k == "end_of_turn"]
-            done = [d for k, d in call.log if k == "reply_done"][-1]
-            return {"answered": True, "talked_early": bool(early),
-                    "end_of_turn": ended[-1] if ended else None, "latencies": done["latencies"],
-                    "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
-                    "transcript": transcripts[-1] if transcripts else ""}
+        return timed_answer(self.engine, audio, self.rate, SNR_DB)
 
     def count_lost(self, audio: np.ndarray, said: str, heard: str, case: str) -> None:
         whole = self.engine.transcribe(resample(audio, self.rate, 16000)).text

@@ -12,10 +12,14 @@ import numpy as np
 from tomctl.audio.frames import FRAME_MS, frame_bytes, pcm_to_float, to_frames
 from tomctl.audio.sink import PacedSink
 from tomctl.conversation.conversation import Conversation
+from testkit.measure import audible_span
+from testkit.speech import silence, with_noise
+
+FRAME_S = FRAME_MS / 1000
 
 
 class CallHarness:
-    def __init__(self, engine, rate: int = 8000) -> None:
+    def __init__(self, engine, rate: int = 8000, tools=None) -> None:
         self.rate = rate
         self.heard: list[tuple[float, bytes]] = []
         self.events: gevent.queue.Queue = gevent.queue.Queue()
@@ -23,7 +27,7 @@ class CallHarness:
         self.log_at: list[float] = []      # monotonic time of each logged event
         self.sink = PacedSink(lambda frame: self.heard.append((time.monotonic(), frame)),
                               rate, engine.metrics)
-        self.conversation = Conversation(engine, self.sink, rate, self._record)
+        self.conversation = Conversation(engine, self.sink, rate, self._record, tools=tools)
 
     def _record(self, kind: str, **data) -> None:
         self.log.append((kind, data))
@@ -86,3 +90,34 @@ class CallHarness:
         if not self.heard:
             return np.zeros(0, dtype=np.float32)
         return pcm_to_float(b"".join(frame for _, frame in self.heard))
+
+
+def timed_answer(engine, audio: np.ndarray, rate: int, snr_db: float = 30, tools=None,
+                 timeout_s: float = 20) -> dict:
+    """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it, timed where
+    the caller is: ``e2e_ms`` from the last audible sample to the first answer frame sent
+    (None if TOM talked before the caller had finished, ``talked_early``)."""
+    with CallHarness(engine, rate, tools) as call:
+        # Frames are handed over when their span starts; a phone line delivers them when it
+        # ends: charge the 20 ms back.
+        fed_at = time.monotonic() - FRAME_S
+        call.feed(audio)
+        fed_until = len(call.log)
+        _, last = audible_span(audio, rate)
+        end_at = fed_at + last
+        try:
+            call.feed_until(with_noise(silence(timeout_s, rate), snr_db, seed=7), "reply_done",
+                            timeout_s, since=fed_until)
+        except AssertionError:
+            return {"answered": False, "talked_early": True}
+        early = [t for t, _ in call.heard if t < end_at]
+        answer = [t for t, _ in call.heard if t >= end_at]
+        transcripts = [d["text"] for k, d in call.log if k == "transcript"]
+        ended = [d for k, d in call.log if k == "end_of_turn"]
+        tools_used = [d for k, d in call.log if k == "tool"]
+        done = [d for k, d in call.log if k == "reply_done"][-1]
+        return {"answered": True, "talked_early": bool(early),
+                "end_of_turn": ended[-1] if ended else None, "latencies": done["latencies"],
+                "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
+                "transcript": transcripts[-1] if transcripts else "", "reply": done["text"],
+                "tool": tools_used[-1] if tools_used else None}

@@ -67,3 +67,50 @@ def test_spoken_digits():
     assert spoken_digits("one two three", "en") == "123"
     assert spoken_digits("call me at five oh two", "en") == "call me at 502"
     assert spoken_digits("eins zwei drei vier", "de") == "1234"
+
+
+@pytest.mark.parametrize("said, model, year", [
+    ("Brake pads for a VW Golf 7", "Golf 7", 0),
+    ("Brake pads for a Golf seven", "Golf 7", 0),          # spoken digits
+    ("Brake pads for a V.W. Golf 8 please", "Golf 8", 0),
+    ("Brake pads for my Golf from 2015", "Golf", 2015),     # the family, then the year
+])
+def test_a_model_named_by_its_generation_or_its_family(said, model, year):
+    lookup = extract(said, "en", VOCABULARY)
+    assert (lookup.make, lookup.model, lookup.year) == ("Volkswagen", model, year)
+
+
+def test_a_generation_written_in_roman_numerals_is_heard_as_a_number():
+    vocabulary = Vocabulary.build([("Volkswagen", "Golf VII")], ["brake pads"])
+    assert extract("pads for a Golf 7", "en", vocabulary).model == "Golf VII"
+    assert extract("pads for a Golf", "en", vocabulary).model == "Golf"
+
+
+@pytest.mark.parametrize("language, said, day", [
+    ("en", "Are you open on Saturday?", "saturday"),
+    ("en", "Are you open tomorrow?", "tomorrow"),
+    ("en", "Are you open now?", "today"),
+    ("en", "What are your opening hours?", ""),
+    ("en", "Are you open at the weekend?", "saturday"),
+    ("de", "Haben Sie morgen geöffnet?", "tomorrow"),
+    ("de", "Wann öffnen Sie am Montag?", "monday"),
+    ("de", "Haben Sie heute offen?", "today"),
+])
+def test_the_day_asked_about(language, said, day):
+    assert extract(said, language, VOCABULARY).day == day
+
+
+@pytest.mark.parametrize("language, said, asks", [
+    ("en", "Do you have a turbocharger?", True),
+    ("en", "I need a roof box for my Golf", True),
+    ("en", "Do you sell brake pads?", True),
+    ("en", "Do you have time for a question?", False),
+    ("en", "I need to speak to someone", False),
+    ("en", "I need help", False),
+    ("en", "Hello, how are you?", False),
+    ("de", "Haben Sie einen Turbolader?", True),
+    ("de", "Ich brauche einen Mitarbeiter", False),
+    ("de", "Haben Sie heute geöffnet?", False),
+])
+def test_a_request_for_an_item_known_or_not(language, said, asks):
+    assert extract(said, language, VOCABULARY).asks_for_item is asks

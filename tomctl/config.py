@@ -34,6 +34,11 @@ class Recording(str, enum.Enum):
     ALWAYS = "always"
 
 
+class ToolAnswers(str, enum.Enum):
+    TEMPLATE = "template"
+    LLM = "llm"
+
+
 def setting(env: str, default: Any, description: str,
             check: Callable[[Any], bool] | None = None, rule: str = "") -> Any:
     """Declare one setting as a dataclass field (name, default, description, validity rule)."""
@@ -397,6 +402,23 @@ class ToolSettings:
         "TOM_ORDERS_TIMEOUT_S", 1.5,
         "How long one order-status lookup may take; three failures in a row pause lookups "
         "for 30 s (circuit breaker).", _positive, "> 0")
+    timeout_s: float = setting(
+        "TOM_TOOL_TIMEOUT_S", 2.0,
+        "The longest TOM waits for any tool lookup before it tells the caller it cannot "
+        "look that up and offers a colleague.", _positive, "> 0")
+    answers: ToolAnswers = setting(
+        "TOM_TOOL_ANSWERS", ToolAnswers.TEMPLATE,
+        "How a looked-up answer is said: template (TOM's own sentences from the found facts; "
+        "the bundled 135M model misreads prices) or llm (the facts go into the prompt and "
+        "the LLM phrases them; for a bigger TOM_LLM_MODEL).")
+    stt_hint: bool = setting(
+        "TOM_TOOL_STT_HINT", True,
+        "Give Whisper the catalogue's makes, models and part names as the text said before, "
+        "so that it hears \"Honda Civic\" and not \"hundred physics\" (costs about 50 ms "
+        "of transcription per turn).")
+    currency: str = setting(
+        "TOM_CURRENCY", "EUR", "The currency of the catalogue's prices: EUR, USD, GBP or CHF.",
+        lambda value: value in ("EUR", "USD", "GBP", "CHF"), "EUR, USD, GBP or CHF")
 
     @property
     def catalogue(self) -> str:

@@ -58,6 +58,15 @@ def cuda_available() -> bool:
     except (ImportError, RuntimeError):
         return False
 
+FACTS_PROMPT = {
+    "en": "{text}\n\nFacts from the shop's records: {facts}\nAnswer only from these facts, "
+          "in one or two short sentences. Never name a part, price, time or status that is "
+          "not in them.",
+    "de": "{text}\n\nFakten aus den Unterlagen des Geschäfts: {facts}\nAntworte nur mit "
+          "diesen Fakten, in ein oder zwei kurzen Sätzen. Nenne nie ein Teil, einen Preis, "
+          "eine Zeit oder einen Status, der nicht darin steht.",
+}
+
 
 class Engine:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
@@ -132,12 +141,19 @@ class Engine:
                 self._phrases[(name, rate)] = self.synthesize(text, rate,
                                                               Turn(time.monotonic()))
 
-    def messages(self, history: list[Message], user_text: str) -> list[Message]:
+    def messages(self, history: list[Message], user_text: str,
+                 facts: str = "") -> list[Message]:
+        """The prompt for answering ``user_text``. ``facts`` (looked up by the tool hub) go
+        with the caller's words, after the history, so that the system prompt's and the
+        history's evaluated state stay valid."""
+        if facts:
+            user_text = FACTS_PROMPT["de" if self.settings.persona.language == "de"
+                                     else "en"].format(text=user_text, facts=facts)
         return [{"role": "system", "content": self.persona.system_prompt}, *history,
                 {"role": "user", "content": user_text}]
 
     def transcribe_async(self, audio: np.ndarray, stop: StopFlag | None = None,
-                         turn: Turn | None = None) -> Ticket:
+                         turn: Turn | None = None, hint: str = "") -> Ticket:
         """Queue a transcription; the result is (Transcript, seconds taken), or None when
         ``stop`` was set before the job's turn came (a discarded speculation). ``turn`` is
         the answer it is for (None: background work, such as a selfcheck)."""
@@ -145,7 +161,7 @@ class Engine:
             if stop is not None and stop.is_set():
                 return None
             started = time.monotonic()
-            transcript = self.stt.transcribe(audio)
+            transcript = self.stt.transcribe(audio, hint)
             return transcript, time.monotonic() - started
 
         return self.scheduler.submit("stt", work, first_audio=True, turn=turn)

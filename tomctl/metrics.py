@@ -93,6 +93,16 @@ class Metrics:
         self.qc_snr = Histogram("tom_audio_qc_snr_db", "Estimated SNR of recorded channels.",
                                 ["channel"], registry=self.registry,
                                 buckets=(5, 10, 15, 20, 25, 30, 40, 60, 99))
+        self.tool_calls = Counter("tom_tool_calls", "Tool lookups (catalogue, shop facts, "
+                                  "order status), by tool and data source.",
+                                  ["tool", "source"], registry=self.registry)
+        self.tool_latency = Histogram("tom_tool_latency_seconds", "Time one tool lookup took.",
+                                      ["tool", "source"], registry=self.registry,
+                                      buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                               0.25, 0.5, 1.0, 2.0, 5.0))
+        self.tool_failures = Counter("tom_tool_calls_failed", "Tool lookups that failed or "
+                                     "timed out (the caller was offered a colleague).",
+                                     ["tool", "source"], registry=self.registry)
 
     def record_call(self, outcome: str, duration_s: float) -> None:
         self.calls.labels(outcome=outcome).inc()

@@ -23,6 +23,7 @@ from tomctl.telephony.inbound import FreeSwitchLink
 from tomctl.telephony.listener import CallListener
 from tomctl.telephony.media import PortPool
 from tomctl.telephony.prompts import PromptSpool
+from tomctl.tools import hub as tool_hub
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +42,14 @@ class Service:
         self.recorder = (RecordingWriter(settings.recording.path, engine.metrics,
                                          self._recording_finished)
                          if settings.recording.mode is not Recording.OFF else None)
+        self.tools = tool_hub.build(settings, engine.metrics)
         self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
                                   NumberHasher(telephony.number_salt), self.store,
-                                  settings.recording, self.recorder)
+                                  settings.recording, self.recorder, self.tools)
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
         self.gateway = Gateway(settings.gateway, engine, BrowserRecordings(
-            settings.recording.mode.value, self.recorder, self.store) if self.recorder else None)
+            settings.recording.mode.value, self.recorder, self.store) if self.recorder else None,
+            self.tools)
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)

@@ -41,6 +41,7 @@ KEYPAD_PAUSE_S = 3.0            # digits typed without '#' count as one entry af
 TRANSFER_DIGIT = "0"
 FAILED_TURNS_BEFORE_HANDOVER = 2
 PROMPT_MARGIN_S = 5.0           # beyond a prompt's length, before TOM stops waiting for it
+AFTER_REPLY_TIMEOUT_S = 10.0    # the longest TOM lets its last sentence play before ending
 SUPPORTED_RATES = (8000, 16000)
 
 
@@ -57,14 +58,16 @@ class CallServices:
     store: CallStore
     recording: RecordingSettings
     recorder: RecordingWriter | None      # None while TOM_RECORDING=off
+    tools: Any = None                     # the ToolHub, None when TOM has no tool
 
 
 class Ending(Exception):
     """Leaves the turn loop: the conversation is over and ``kind`` says how it ends."""
 
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, after_reply: bool = False) -> None:
         super().__init__(reason)
         self.kind, self.reason = kind, reason   # kind: goodbye or transfer
+        self.after_reply = after_reply          # let TOM finish its sentence first
 
 
 class CallController:
@@ -213,7 +216,8 @@ class CallController:
         self._sink = PacedSink(self._send_audio, rate, self._metrics)
         self._sink.start()
         self._conversation = Conversation(services.engine, self._sink, rate,
-                                          self._on_conversation_event, self._uuid)
+                                          self._on_conversation_event, self._uuid,
+                                          services.tools)
         self._conversation.start()
 
     def _on_conversation_event(self, kind: str, **data: Any) -> None:
@@ -294,6 +298,9 @@ class CallController:
                 self._turn.get("interrupted", False), self._turn.get("transcript", ""),
                 self._turn.get("text", ""))
             self._turn = {}
+            if data["outcome"] == "tool_failed":
+                # The caller has been told TOM cannot look it up: a colleague can.
+                raise Ending("transfer", "a tool failed", after_reply=True)
             if data["outcome"] == "fallback":
                 self._failed_turns += 1
                 if self._failed_turns >= FAILED_TURNS_BEFORE_HANDOVER:
@@ -322,6 +329,8 @@ class CallController:
 
     def _end(self, ending: Ending) -> str:
         self._record.state = "ending"
+        if ending.after_reply and self._sink is not None:
+            self._sink.wait_idle(AFTER_REPLY_TIMEOUT_S)
         self._stop_talking()
         if ending.kind == "transfer":
             self._play("handover")

@@ -101,8 +101,11 @@ class Provisional:
 
 class Conversation:
     def __init__(self, engine: Any, sink: AudioSink, rate: int,
-                 on_event: EventCallback | None = None, conversation_id: str = "") -> None:
+                 on_event: EventCallback | None = None, conversation_id: str = "",
+                 tools: Any = None) -> None:
         self._engine = engine
+        self._tools = tools                    # a ToolHub, or None
+        self._hint = tools.stt_hint if tools is not None else ""   # words Whisper expects
         self._sink = sink
         self.rate = check_rate(rate)
         self._on_event = on_event or (lambda kind, **data: None)
@@ -296,7 +299,8 @@ class Conversation:
         self._speculation_stop = StopFlag()
         audio = self._turn_audio()
         turn = Turn(self._speech_end_at, confirmed=False, owner=self.id)
-        self._speculation = self._engine.transcribe_async(audio, self._speculation_stop, turn)
+        self._speculation = self._engine.transcribe_async(audio, self._speculation_stop, turn,
+                                                          self._hint)
         self._provisional = Provisional(turn, includes_unanswered=self._unanswered is not None)
         self._utterances.put(Utterance(audio, turn, self._speculation,
                                        provisional=self._provisional))
@@ -334,7 +338,8 @@ class Conversation:
                 # Said over TOM, too short to be sure of: TOM holds while Whisper hears it.
                 if detected.speech_ms >= self._min_barge_in_ms and self._held_at is not None:
                     turn = Turn(self._speech_end_at, owner=self.id)
-                    self._check = (self._engine.transcribe_async(detected.audio, turn=turn),
+                    self._check = (self._engine.transcribe_async(detected.audio, turn=turn,
+                                                                 hint=self._hint),
                                    detected.audio, turn)
                 else:
                     event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
@@ -486,7 +491,7 @@ class Conversation:
             transcript, stt_s = Transcript(utterance.text, 0.0, 0.0, 0), 0.0
         else:
             job = utterance.transcription or engine.transcribe_async(
-                utterance.audio, turn=utterance.turn)
+                utterance.audio, turn=utterance.turn, hint=self._hint)
             transcript, stt_s = engine.finish_transcription(job)
             if transcript is None:      # a speculation dropped while it waited for Whisper
                 return "withdrawn"
@@ -505,13 +510,34 @@ class Conversation:
             self._expecting_answer = False
             self._on_event("answer", text=transcript.text)
             return "question_answered"
+        latencies: dict[str, float] = {"stt_ms": stt_s * 1000, "llm_max_step_ms": 0.0}
+        found = self._tools.consult(transcript.text, self._language) \
+            if self._tools is not None else None
+        facts = ""
+        if found is not None:
+            latencies["tool_ms"] = found.latency_s * 1000
+            self._on_event("tool", tool=found.tool, answer=found.answer.kind)
+            if found.answer.failed or not self._tools.llm_phrasing:
+                for sentence in found.answer.sentences():
+                    self._speak_sentence(reply, sentence, utterance, latencies,
+                                         transcript.text)
+                    if reply.stop.is_set():
+                        break
+                return self._finish(utterance, reply, transcript.text, latencies,
+                                    "tool_failed" if found.answer.failed else "answered")
+            facts = found.answer.text
+        self._ask_llm(utterance, reply, transcript.text, facts, latencies)
+        return self._finish(utterance, reply, transcript.text, latencies, "answered")
+
+    def _ask_llm(self, utterance: Utterance, reply: Reply, text: str, facts: str,
+                 latencies: dict[str, float]) -> None:
+        engine = self._engine
         mailbox = HubMailbox()
         self._prime_stop.set()         # the completion evaluates the history itself
         llm_started = time.monotonic()
-        ticket = engine.start_reply(engine.messages(self._history, transcript.text),
+        ticket = engine.start_reply(engine.messages(self._history, text, facts),
                                     reply.stop, lambda kind, value: mailbox.post((kind, value)),
                                     utterance.turn, key=self._llm_key)
-        latencies: dict[str, float] = {"stt_ms": stt_s * 1000, "llm_max_step_ms": 0.0}
         last_step_at = llm_started
         while True:
             kind, value = self._next_llm_event(mailbox, ticket)
@@ -526,19 +552,25 @@ class Conversation:
                 engine.metrics.llm_latency.observe(time.monotonic() - llm_started)
                 latencies["llm_first_token_ms"] = (time.monotonic() - llm_started) * 1000
             elif kind == "sentence":
-                self._speak_sentence(reply, value, utterance, latencies, transcript.text)
+                self._speak_sentence(reply, value, utterance, latencies, text)
             last_step_at = time.monotonic()
+
+    def _finish(self, utterance: Utterance, reply: Reply, text: str,
+                latencies: dict[str, float], outcome: str) -> str:
+        """The answer has been said (or given up): the turn's outcome."""
         if not self._verdict(utterance, reply):
             return "withdrawn"
         if reply.superseded or (reply.stop.is_set() and not reply.started):
             return "restarted"
-        self._publish_transcript(reply, transcript.text)
-        self._remember(reply, transcript.text)
+        self._publish_transcript(reply, text)
+        self._remember(reply, text)
         self._on_event("reply_done", text=reply.text(), latencies=latencies,
                        interrupted=reply.interrupted_at is not None)
         if not reply.started:
             return "empty"
-        return "interrupted" if reply.interrupted_at is not None else "answered"
+        if reply.interrupted_at is not None:
+            return "interrupted"
+        return outcome
 
     @staticmethod
     def _next_llm_event(mailbox: HubMailbox, ticket: Any) -> tuple[str, Any]:

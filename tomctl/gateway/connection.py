@@ -35,7 +35,7 @@ AUTH_TIMEOUT_S = 5.0
 OUTBOX_LIMIT = 500           # about 10 s of audio: a client that reads nothing is dropped
 READ_BYTES = 65536
 CONVERSATION_EVENTS = ("speech_started", "transcript", "transcript_dropped", "reply_text",
-                       "reply_audio", "barge_in", "reply_done", "turn_ended", "error")
+                       "reply_audio", "barge_in", "reply_done", "turn_ended", "error", "tool")
 
 
 class Refused(Exception):
@@ -58,8 +58,11 @@ class BrowserSink(PacedSink):
 
 class BrowserConnection:
     def __init__(self, sock, ws: WSConnection, settings: GatewaySettings,
-                 verifier: TokenVerifier, engine: Any, recordings: Any = None) -> None:
-        """``recordings``: the service's BrowserRecordings, or None while TOM_RECORDING=off."""
+                 verifier: TokenVerifier, engine: Any, recordings: Any = None,
+                 tools: Any = None) -> None:
+        """``recordings``: the service's BrowserRecordings, or None while TOM_RECORDING=off;
+        ``tools``: the service's ToolHub, or None."""
+        self._tools = tools
         self._sock = sock
         self._ws = ws
         self._settings = settings
@@ -174,7 +177,7 @@ class BrowserConnection:
         self._sink = BrowserSink(self._send_audio, self._send_event, self._engine.metrics)
         self._sink.start()
         self._conversation = Conversation(self._engine, self._sink, RATE, self._on_event,
-                                          "browser")
+                                          "browser", self._tools)
         self._conversation.start()
         self._send_event({"type": "ready", "rate": RATE})
         self._conversation.say("greeting")

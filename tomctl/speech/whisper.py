@@ -27,6 +27,8 @@ _MAX_COMPRESSION_RATIO = 2.4  # Whisper's own threshold for repetitive output
 _MIN_AVG_LOGPROB = -1.0
 _TOKENS_PER_SECOND = 6        # generous bound for speech; stops runaway repetition early
 _WORD = re.compile(r"\w+")
+# Whisper takes at most 223 tokens of previous text; each costs a little decoding time.
+_MAX_HINT_TOKENS = 180
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,31 +121,47 @@ class WhisperSpeechToText:
                               task="transcribe", language=self.language)
         self._tokenizer = tokenizer
         self._prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True)
+        self._hinted: dict[str, list[int]] = {}
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe 16 kHz float32 mono audio. Blocking: call it in a worker thread."""
+    def _prompt_for(self, hint: str) -> list[int]:
+        """Whisper's prompt, with ``hint`` as the text said before: names it would otherwise
+        mishear ("Honda Civic" as "hundred physics") are then what it expects to hear."""
+        if not hint:
+            return self._prompt
+        prompt = self._hinted.get(hint)
+        if prompt is None:
+            tokens = self._tokenizer.encode(" " + hint.strip())[-_MAX_HINT_TOKENS:]
+            prompt = self._model.get_prompt(self._tokenizer, tokens, without_timestamps=True)
+            self._hinted = {hint: prompt}      # one hint per service: no cache to grow
+        return prompt
+
+    def transcribe(self, audio: np.ndarray, hint: str = "") -> Transcript:
+        """Transcribe 16 kHz float32 mono audio, expecting the words of ``hint``. Blocking:
+        call it in a worker thread."""
         if self._model is None:
             raise RuntimeError("WhisperSpeechToText.load() has not run")
         try:
             features = self._model.feature_extractor(audio)
             frames = window_frames(len(audio), self._min_window_ms)
-            result = self._decode(features, frames, len(audio))
+            prompt = self._prompt_for(hint)
+            result = self._decode(features, frames, len(audio), prompt)
             if frames < _FULL_WINDOW_FRAMES and repeats_itself(result.text):
-                result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio))
+                result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio), prompt)
         except (RuntimeError, ValueError) as exc:
             raise SpeechToTextError(f"transcription failed: {exc}") from exc
         reason = drop_reason(result.text, result.no_speech_prob, result.avg_logprob,
                              self._no_speech_threshold)
         return dataclasses.replace(result, text="" if reason else result.text, dropped=reason)
 
-    def _decode(self, features: np.ndarray, frames: int, samples: int) -> Transcript:
+    def _decode(self, features: np.ndarray, frames: int, samples: int,
+                prompt: list[int]) -> Transcript:
         from faster_whisper.audio import pad_or_trim
 
         encoded = self._model.encode(pad_or_trim(features, frames))
         max_new = int(samples / 16000 * _TOKENS_PER_SECOND) + 12
         result = self._model.model.generate(
-            encoded, [self._prompt], beam_size=1, return_scores=True,
-            return_no_speech_prob=True, max_length=len(self._prompt) + max_new,
+            encoded, [prompt], beam_size=1, return_scores=True,
+            return_no_speech_prob=True, max_length=len(prompt) + max_new,
             suppress_blank=True, suppress_tokens=[-1])[0]
         tokens = result.sequences_ids[0]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 COLUMNS = ("part_number", "name", "category", "make", "model", "years", "price", "stock",
            "name_de", "name_en")
 MAX_BAD_ROWS_SHOWN = 20
+MAX_HINT_CHARS = 700          # about 180 Whisper tokens
 _PART_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9./-]{0,39}$")
 _YEARS = re.compile(r"^(\d{4})(?:\s*-\s*(\d{4}))?$")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -206,10 +207,13 @@ class Catalogue:
         full-text index) rather than the other way round, which would first collect every
         part of that name for every car."""
         sql, args = "select * from parts where 1", []
-        for column, value in (("make", make), ("model", model)):
-            if value:
-                sql += f" and {column} = ? collate nocase"
-                args.append(value)
+        if make:
+            sql += " and make = ? collate nocase"
+            args.append(make)
+        if model:       # "Golf" is also every "Golf 7" and "Golf VII"
+            sql += " and (model = ? collate nocase or model like ? escape '\\')"
+            args += [model, model.replace("\\", "\\\\").replace("%", "\\%")
+                     .replace("_", "\\_") + " %"]
         if year:
             sql += " and ? between year_from and year_to"
             args.append(year)
@@ -230,6 +234,27 @@ class Catalogue:
         names = [name for row in self._db.execute(
             "select distinct name, name_de, name_en from parts") for name in row]
         return Vocabulary.build(((row[0], row[1]) for row in vehicles), names)
+
+    def stt_hint(self, language: str, max_chars: int = MAX_HINT_CHARS) -> str:
+        """The makes, models and part names callers say most, as text for Whisper to
+        expect: the vehicles the catalogue has most parts for, then its part names without
+        the words every name shares (a brand)."""
+        vehicles = [f"{make} {model}" for make, model in self._db.execute(
+            "select make, model from parts group by make, model order by count(*) desc, "
+            "make, model limit 60")]
+        column = "name_de" if language == "de" else "name_en"
+        names = [row[0] for row in self._db.execute(
+            f"select {column} from parts where {column} != '' group by {column} "
+            f"order by count(*) desc limit 60")]
+        shared = set.intersection(*(set(name.split()) for name in names)) if names else set()
+        parts = list(dict.fromkeys(" ".join(w for w in name.split() if w not in shared)
+                                   for name in names))
+        hint = ""
+        for piece in [*vehicles, *parts]:
+            if len(hint) + len(piece) + 2 > max_chars:
+                break
+            hint = f"{hint}, {piece}" if hint else piece
+        return f"{hint}." if hint else ""
 
     def count(self) -> int:
         return self._db.execute("select count(*) from parts").fetchone()[0]

@@ -12,8 +12,10 @@ from typing import Iterator
 
 from tomctl.tools.catalogue import COLUMNS
 
+# (first year, last year[, year bands]); a model named by its generation is one band.
 VEHICLES = {
-    "Volkswagen": {"Golf": (2008, 2024), "Polo": (2009, 2024), "Passat": (2010, 2023),
+    "Volkswagen": {"Golf 6": (2008, 2012, 1), "Golf 7": (2012, 2019, 1),
+                   "Golf 8": (2019, 2024, 1), "Polo": (2009, 2024), "Passat": (2010, 2023),
                    "Tiguan": (2011, 2024)},
     "BMW": {"3 Series": (2012, 2024), "1 Series": (2011, 2024), "X3": (2010, 2024)},
     "Mercedes-Benz": {"A-Class": (2012, 2024), "C-Class": (2014, 2024),
@@ -45,18 +47,19 @@ PARTS = [
     ("shock absorber front", "Stoßdämpfer vorne", "suspension", (60, 200)),
     ("clutch kit", "Kupplungssatz", "transmission", (150, 480)),
 ]
-GENERATIONS = 8           # year bands per model: 3200 rows in all
+GENERATIONS = 8           # year bands per model: 3120 rows in all
 
 
 def rows(seed: int = 2026, generations: int = GENERATIONS) -> Iterator[dict[str, str]]:
     rng = random.Random(seed)
     number = 10000
     for make, models in VEHICLES.items():
-        for model, (first, last) in models.items():
-            span = max(1, (last - first + 1) // generations)
-            for band in range(generations):
+        for model, (first, last, *bands) in models.items():
+            count = bands[0] if bands else generations
+            span = max(1, (last - first + 1) // count)
+            for band in range(count):
                 start = first + band * span
-                end = last if band == generations - 1 else min(last, start + span - 1)
+                end = last if band == count - 1 else min(last, start + span - 1)
                 for english, german, category, (low, high) in PARTS:
                     number += 1
                     years = f"{start}-{end}" if end > start else str(start)

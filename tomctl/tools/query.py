@@ -15,7 +15,7 @@ import re
 import unicodedata
 from typing import Iterable
 
-MAKE_ALIASES = {"vw": "Volkswagen", "volkswagen": "Volkswagen", "benz": "Mercedes-Benz",
+MAKE_ALIASES = {"vw": "Volkswagen", "v w": "Volkswagen", "volkswagen": "Volkswagen", "benz": "Mercedes-Benz",
                 "mercedes": "Mercedes-Benz", "merc": "Mercedes-Benz", "chevy": "Chevrolet",
                 "beemer": "BMW", "skoda": "Skoda", "škoda": "Skoda"}
 DIGIT_WORDS = {
@@ -34,6 +34,32 @@ FACTS = {
 }
 ORDER_WORDS = {"en": r"\b(order|delivery|parcel|package|shipment)\b",
                "de": r"(bestell|liefer|paket|sendung|auftrag)"}
+DAY_WORDS = {
+    "en": {"today": "today", "tonight": "today", "now": "today", "tomorrow": "tomorrow",
+           "weekend": "saturday", "monday": "monday", "tuesday": "tuesday",
+           "wednesday": "wednesday", "thursday": "thursday", "friday": "friday",
+           "saturday": "saturday", "sunday": "sunday"},
+    "de": {"heute": "today", "jetzt": "today", "morgen": "tomorrow", "wochenende": "saturday",
+           "montag": "monday", "dienstag": "tuesday", "mittwoch": "wednesday",
+           "donnerstag": "thursday", "freitag": "friday", "samstag": "saturday",
+           "sonnabend": "saturday", "sonntag": "sunday"},
+}
+# A request for an item ("do you have", "ich brauche"): with no catalogue word in it, the
+# answer is "we don't have that", never a part the LLM makes up.
+REQUESTS = {
+    "en": r"\b(do you (have|sell|stock|carry)|have you got|(i|we) need|looking for|"
+          r"how much (is|are|does|do)|what does .+ cost|price (of|for)|in stock)\b(?P<rest>.*)",
+    "de": r"\b(haben sie|hätten sie|führen sie|verkaufen sie|ich brauche|wir brauchen|"
+          r"ich suche|was kostet|was kosten|wie viel kostet|gibt es)\b(?P<rest>.*)",
+}
+NOT_ITEMS = {"time", "minute", "moment", "question", "help", "someone", "somebody", "anyone",
+             "person", "colleague", "agent", "human", "hours", "open", "zeit", "minute",
+             "frage", "hilfe", "jemand", "jemanden", "mitarbeiter", "mitarbeiterin",
+             "offnungszeiten", "geoffnet", "offen"}
+FILLERS = {"a", "an", "any", "the", "some", "to", "me", "my", "it", "that", "this", "you",
+           "for", "please", "ein", "eine", "einen", "einem", "der", "die", "das", "den",
+           "dem", "fur", "bitte", "mir", "es", "noch", "auch", "so", "sie", "ich", "and",
+           "und", "car", "auto", "wagen"}
 STOPWORDS = {"demoparts", "set", "kit", "satz", "front", "rear", "vorne", "hinten"}
 _ORDER_NUMBER = re.compile(r"\b\d{5,10}\b")
 _YEAR = re.compile(r"\b(19[5-9]\d|20[0-4]\d)\b")
@@ -48,11 +74,17 @@ class Lookup:
     order_number: str = ""
     asks_about_order: bool = False
     facts: tuple[str, ...] = ()        # hours, address, returns
+    day: str = ""                      # today, tomorrow or a weekday, for the hours
+    asks_for_item: bool = False        # a request for something, known or not
+
+    @property
+    def vehicle(self) -> str:
+        return " ".join(str(part) for part in (self.make, self.model, self.year or "") if part)
 
     @property
     def empty(self) -> bool:
         return not (self.part_words or self.order_number or self.asks_about_order
-                    or self.facts)
+                    or self.facts or self.asks_for_item)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +97,22 @@ class Vocabulary:
 
     @classmethod
     def build(cls, vehicles: Iterable[tuple[str, str]], names: Iterable[str]) -> "Vocabulary":
-        models, makes = {}, {}
+        """A model named with its generation ("Golf 7", "Golf VII") is also found when the
+        caller names only the family and a year ("a Golf from 2015"): the family is a model
+        of its own here, which the catalogue matches as a prefix."""
+        models, makes, families = {}, {}, {}
         for make, model in vehicles:
             makes[plain(make)] = make
-            models[plain(model)] = f"{make}\t{model}"
+            name = plain(model)
+            models[name] = f"{make}\t{model}"
+            words = name.split()
+            if len(words) > 1 and _generation(words[-1]):
+                models.setdefault(" ".join([*words[:-1], _generation(words[-1])]),
+                                  f"{make}\t{model}")
+                family = " ".join(words[:-1])
+                families[family] = f"{make}\t{model.rsplit(' ', 1)[0]}"
+        for family, key in families.items():
+            models.setdefault(family, key)
         words = {word for name in names for word in plain(name).split()
                  if len(word) > 2 and word not in STOPWORDS}
         return cls(models, makes, frozenset(words))
@@ -120,10 +164,33 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
     lowered = said.lower()
     facts = tuple(name for name, patterns in FACTS.items()
                   if re.search(patterns[language], lowered))
+    days = DAY_WORDS[language]
+    day = next((days[word] for word in flat.split() if word in days), "") if facts else ""
     return Lookup(make=make, model=model, year=int(years[0]) if years else 0,
                   part_words=words, order_number=order_numbers[0] if order_numbers else "",
                   asks_about_order=bool(re.search(ORDER_WORDS[language], lowered)),
-                  facts=facts)
+                  facts=facts, day=day,
+                  asks_for_item=bool(words) or _asks_for_item(lowered, language))
+
+
+def _asks_for_item(lowered: str, language: str) -> bool:
+    request = re.search(REQUESTS[language], lowered)
+    if request is None:
+        return False
+    wanted = [word for word in plain(request.group("rest")).split()
+              if word not in FILLERS and not word.isdigit()]
+    return bool(wanted) and not any(word in NOT_ITEMS for word in wanted)
+
+
+_ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7",
+          "viii": "8", "ix": "9", "x": "10"}
+
+
+def _generation(word: str) -> str:
+    """A generation number as digits ("7" or "VII" → "7"), else empty."""
+    if word.isdigit() and len(word) <= 2:
+        return word
+    return _ROMAN.get(word, "")
 
 
 SUFFIXES = ("s", "es", "e", "n", "en")
