@@ -15,7 +15,7 @@ from tomctl.audio.frames import pcm_to_float, resample
 from tomctl.service import Service
 
 RATE = 8000
-_next_ports = iter(range(42000, 43000, 40))
+_next_ports = iter(range(42000, 50000, 40))   # 40 ports for each Phone of the session
 
 
 def pcm(audio: np.ndarray) -> bytes:

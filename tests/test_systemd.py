@@ -33,7 +33,7 @@ def test_units_pass_systemd_analyze_verify(unit, tmp_path):
 def test_every_timer_has_its_service_and_the_units_expected():
     names = {path.name for path in UNITS.iterdir()}
     assert {"tom.service", "tom-selfcheck.timer", "tom-nightly-synthetic.timer",
-            "tom-purge.timer"} <= names
+            "tom-purge.timer", "tom-learn.timer"} <= names
     for timer in UNITS.glob("*.timer"):
         assert timer.with_suffix(".service").name in names
 

@@ -21,6 +21,7 @@ from gevent.pywsgi import WSGIServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tomctl import __version__, synthetic
+from tomctl.errors import ConfigError
 from tomctl.logs import event
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class AdminServer:
             telephony = self._service.settings.telephony
             return _json(start_response, synthetic.run(
                 self._service, telephony.synthetic_extension, telephony.transfer_context))
+        if path == "/learn" and environ.get("REQUEST_METHOD") == "POST":
+            return _json(start_response, self._service.learner.learn())
+        if path.startswith("/variants/") and environ.get("REQUEST_METHOD") == "POST":
+            return self._variant_action(path, start_response)
         if path == "/purge" and environ.get("REQUEST_METHOD") == "POST":
             dry_run = "dry_run=1" in environ.get("QUERY_STRING", "").split("&")
             return _json(start_response, self._service.purge(dry_run))
@@ -74,7 +79,24 @@ class AdminServer:
             return _json(start_response, self._service.selfcheck.run())
         if path == "/resources":
             return _json(start_response, self.resources())
+        if path == "/variants":
+            return _json(start_response, {"variants": self._service.learner.table()})
         return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+
+    def _variant_action(self, path: str, start_response: Callable) -> Iterable[bytes]:
+        """POST /variants/<id>/<pause|resume|pin>, /variants/unpin."""
+        learner = self._service.learner
+        parts = path.strip("/").split("/")
+        try:
+            if parts == ["variants", "unpin"]:
+                learner.pin("")
+            elif len(parts) == 3 and parts[2] in ("pause", "resume", "pin"):
+                getattr(learner, parts[2])(parts[1])
+            else:
+                return _reply(start_response, "404 Not Found", b"not found\n", "text/plain")
+        except ConfigError as exc:
+            return _reply(start_response, "404 Not Found", f"{exc}\n".encode(), "text/plain")
+        return _json(start_response, {"variants": learner.table()})
 
     def status(self) -> dict:
         service = self._service

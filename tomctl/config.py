@@ -425,6 +425,68 @@ class ToolSettings:
         return self.catalogue_path or os.path.expanduser("~/.local/state/tom/catalogue.db")
 
 
+def _share(value: Any) -> bool:
+    return 0 <= value <= 1
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningSettings:
+    variants_file: str = setting(
+        "TOM_VARIANTS_FILE", "",
+        "TOML file of the variants TOM tries on callers, one per call (example: "
+        "tomctl/learning/data/variants.toml); empty: the base variant alone. Reloaded on "
+        "SIGHUP.")
+    feedback: bool = setting(
+        "TOM_FEEDBACK", False,
+        "Before TOM says goodbye, ask the caller for a rating from 1 to 5 on the keypad.")
+    feedback_timeout_s: float = setting(
+        "TOM_FEEDBACK_TIMEOUT_S", 6.0,
+        "How long after the rating question TOM waits for a key; none is no rating.",
+        _positive, "> 0")
+    new_share: float = setting(
+        "TOM_LEARNING_NEW_SHARE", 0.1,
+        "The largest share of calls a new variant gets until it has TOM_LEARNING_MIN_CALLS "
+        "calls.", _share, "0 to 1")
+    min_calls: int = setting(
+        "TOM_LEARNING_MIN_CALLS", 20,
+        "Scored calls after which a variant is no longer new.", _positive, "> 0")
+    exploration: float = setting(
+        "TOM_LEARNING_EXPLORATION", 0.05,
+        "The share of calls spread over all active variants whatever their rewards, so that "
+        "each stays in play.", _share, "0 to 1")
+    blacklist_margin: float = setting(
+        "TOM_LEARNING_BLACKLIST_MARGIN", 0.05,
+        "A variant worse than the best by more than this (reward 0-1), with 95 % posterior "
+        "probability, is blacklisted.", _share, "0 to 1")
+    reward_rating: float = setting(
+        "TOM_REWARD_RATING", 0.7, "The share of a rated call's reward its rating decides.",
+        _share, "0 to 1")
+    reward_hangup: float = setting(
+        "TOM_REWARD_HANGUP", 0.3, "Reward lost when the caller hung up while TOM spoke.",
+        _share, "0 to 1")
+    reward_person: float = setting(
+        "TOM_REWARD_PERSON", 0.3, "Reward lost when the caller asked for a person.",
+        _share, "0 to 1")
+    reward_fallback: float = setting(
+        "TOM_REWARD_FALLBACK", 0.15, "Reward lost per turn TOM could not answer (three at most).",
+        _share, "0 to 1")
+    reward_barge_in: float = setting(
+        "TOM_REWARD_BARGE_IN", 0.2, "Reward lost times the barge-ins per answer (at most 1).",
+        _share, "0 to 1")
+    reward_reprompt: float = setting(
+        "TOM_REWARD_REPROMPT", 0.1,
+        "Reward lost per \"are you still there?\" (two at most).", _share, "0 to 1")
+    reward_transfer: float = setting(
+        "TOM_REWARD_TRANSFER", 0.2, "Reward lost when the call ended in a hand-over.",
+        _share, "0 to 1")
+    reward_short_call: float = setting(
+        "TOM_REWARD_SHORT_CALL", 0.1, "Reward lost by a call shorter than "
+        "TOM_REWARD_SHORT_CALL_S.", _share, "0 to 1")
+    reward_short_call_s: float = setting(
+        "TOM_REWARD_SHORT_CALL_S", 15.0, "Calls shorter than this count as given up.",
+        _non_negative, ">= 0")
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     log: LogSettings = dataclasses.field(default_factory=LogSettings)
@@ -436,6 +498,7 @@ class Settings:
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     recording: RecordingSettings = dataclasses.field(default_factory=RecordingSettings)
     tools: ToolSettings = dataclasses.field(default_factory=ToolSettings)
+    learning: LearningSettings = dataclasses.field(default_factory=LearningSettings)
     admin: AdminSettings = dataclasses.field(default_factory=AdminSettings)
 
 

@@ -141,16 +141,16 @@ class Engine:
                 self._phrases[(name, rate)] = self.synthesize(text, rate,
                                                               Turn(time.monotonic()))
 
-    def messages(self, history: list[Message], user_text: str,
-                 facts: str = "") -> list[Message]:
+    def messages(self, history: list[Message], user_text: str, facts: str = "",
+                 system_prompt: str | None = None) -> list[Message]:
         """The prompt for answering ``user_text``. ``facts`` (looked up by the tool hub) go
         with the caller's words, after the history, so that the system prompt's and the
         history's evaluated state stay valid."""
         if facts:
             user_text = FACTS_PROMPT["de" if self.settings.persona.language == "de"
                                      else "en"].format(text=user_text, facts=facts)
-        return [{"role": "system", "content": self.persona.system_prompt}, *history,
-                {"role": "user", "content": user_text}]
+        return [{"role": "system", "content": system_prompt or self.persona.system_prompt},
+                *history, {"role": "user", "content": user_text}]
 
     def transcribe_async(self, audio: np.ndarray, stop: StopFlag | None = None,
                          turn: Turn | None = None, hint: str = "") -> Ticket:
@@ -187,13 +187,14 @@ class Engine:
         return self.finish_transcription(self.transcribe_async(audio))[0]
 
     def synthesize(self, text: str, rate: int, turn: Turn | None = None,
-                   first_audio: bool = True, stop: StopFlag | None = None) -> list[bytes]:
+                   first_audio: bool = True, stop: StopFlag | None = None,
+                   length_scale: float | None = None) -> list[bytes]:
         """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is.
         No frames if ``stop`` is set before its turn comes (the answer was given up)."""
         def work(running: Running) -> list[bytes]:
             if stop is not None and stop.is_set():
                 return []
-            return self.tts.synthesize(text, rate, running.threads)
+            return self.tts.synthesize(text, rate, running.threads, length_scale)
 
         ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
                                        max_slots=self._wide)
@@ -201,7 +202,7 @@ class Engine:
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
                     emit: Callable[[str, object], None], turn: Turn | None = None,
-                    key: object = None) -> Ticket:
+                    key: object = None, temperature: float | None = None) -> Ticket:
         """Queue an LLM completion; ``emit`` is called from the worker thread for each event
         and finally with ("done", None) or ("error", exception). The job is first-audio work
         up to its first sentence, then continuation that yields to more urgent work between
@@ -209,7 +210,7 @@ class Engine:
         its history."""
         def work(running: Running) -> None:
             try:
-                self.llm.stream_sentences(running, messages, stop, emit, key)
+                self.llm.stream_sentences(running, messages, stop, emit, key, temperature)
             except Exception as exc:  # the thread boundary: hand every failure to the greenlet
                 emit("error", exc)
             else:
@@ -235,6 +236,14 @@ class Engine:
 
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]
+
+    def add_phrase(self, name: str, text: str, length_scale: float | None = None) -> None:
+        """Synthesise a phrase (a variant's greeting) at every rate, once, before calls use
+        it; ``phrase(name, rate)`` then says it."""
+        for rate in SUPPORTED_RATES:
+            self._phrases[(name, rate)] = self.synthesize(text, rate, Turn(time.monotonic()),
+                                                          first_audio=False,
+                                                          length_scale=length_scale)
 
     def close(self) -> None:
         if hasattr(self, "scheduler"):

@@ -93,6 +93,20 @@ class Metrics:
         self.qc_snr = Histogram("tom_audio_qc_snr_db", "Estimated SNR of recorded channels.",
                                 ["channel"], registry=self.registry,
                                 buckets=(5, 10, 15, 20, 25, 30, 40, 60, 99))
+        self.reward = Gauge("tom_rl_reward", "Each variant's posterior mean reward (0-1; the "
+                            "seeds' -1..1 scale is 2 * reward - 1).", ["variant"],
+                            registry=self.registry)
+        self.variant_selected = Counter("tom_rl_variant_selected", "Calls given each variant.",
+                                        ["variant"], registry=self.registry)
+        self.blacklisted = Gauge("tom_rl_blacklisted_variants",
+                                 "Variants the deploy guard has blacklisted.",
+                                 registry=self.registry)
+        self.exploration = Gauge("tom_rl_exploration_ratio", "At the last choice, the chance "
+                                 "that a call went to a variant other than the likeliest.",
+                                 registry=self.registry)
+        self.feedback = Counter("tom_rl_feedback", "Callers' ratings, by kind (rating, thumbs, "
+                                "none: asked and not answered).", ["kind"],
+                                registry=self.registry)
         self.tool_calls = Counter("tom_tool_calls", "Tool lookups (catalogue, shop facts, "
                                   "order status), by tool and data source.",
                                   ["tool", "source"], registry=self.registry)

@@ -23,6 +23,9 @@ from tomctl.telephony.inbound import FreeSwitchLink
 from tomctl.telephony.listener import CallListener
 from tomctl.telephony.media import PortPool
 from tomctl.telephony.prompts import PromptSpool
+from tomctl.learning.browser import BrowserLearning
+from tomctl.learning.learner import Learner
+from tomctl.learning.variants import variant_greeting
 from tomctl.tools import hub as tool_hub
 
 log = logging.getLogger(__name__)
@@ -43,13 +46,15 @@ class Service:
                                          self._recording_finished)
                          if settings.recording.mode is not Recording.OFF else None)
         self.tools = tool_hub.build(settings, engine.metrics)
+        self.learner = Learner(settings.learning, settings.persona, self.store, engine.metrics)
         self.calls = CallServices(engine, telephony, self.ports, self.spool, self.registry,
                                   NumberHasher(telephony.number_salt), self.store,
-                                  settings.recording, self.recorder, self.tools)
+                                  settings.recording, self.recorder, self.tools, self.learner,
+                                  settings.learning)
         self.listener = CallListener(telephony, self._handle_call, engine.metrics)
         self.gateway = Gateway(settings.gateway, engine, BrowserRecordings(
             settings.recording.mode.value, self.recorder, self.store) if self.recorder else None,
-            self.tools)
+            self.tools, BrowserLearning(self.learner, self.store, engine.metrics))
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)
@@ -60,6 +65,9 @@ class Service:
         listeners = listeners or bind_all(self.settings)
         self.loop_lag.start()
         self.store.start()
+        variants = self.learner.load()
+        self._synthesize_greetings(variants)
+        self.learner.start(variants)
         if self.recorder is not None:
             self.recorder.start()
         self.spool.start()
@@ -83,6 +91,16 @@ class Service:
             self.recorder.close()
         self.store.close()
         self.loop_lag.stop()
+
+    def reload_variants(self) -> None:
+        """SIGHUP: the variants file again, for new calls; running calls keep theirs."""
+        self.learner.reload(self._synthesize_greetings)
+
+    def _synthesize_greetings(self, variants) -> None:
+        for variant in variants:
+            if variant.greeting:
+                self.engine.add_phrase(variant_greeting(variant), variant.greeting,
+                                       variant.length_scale)
 
     def _recording_finished(self, recording, qc: dict | None) -> None:
         """On the hub, once a recording is closed and checked."""

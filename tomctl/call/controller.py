@@ -19,11 +19,13 @@ import gevent
 import gevent.queue
 
 from tomctl.audio.sink import PacedSink
-from tomctl.call.intents import wants_human
+from tomctl.call.intents import says_goodbye, spoken_rating, wants_human
 from tomctl.call.registry import CallRecord, CallRegistry
 from tomctl.config import Recording, RecordingSettings, TelephonySettings
 from tomctl.conversation.conversation import Conversation
 from tomctl.errors import CallGone, CommandFailed, TelephonyError
+from tomctl.learning.reward import Signals
+from tomctl.learning.variants import Variant
 from tomctl.logs import event, personal
 from tomctl.privacy import CallerInfo, NumberHasher
 from tomctl.recording.consent import consent_answer, consent_from_key
@@ -59,6 +61,8 @@ class CallServices:
     recording: RecordingSettings
     recorder: RecordingWriter | None      # None while TOM_RECORDING=off
     tools: Any = None                     # the ToolHub, None when TOM has no tool
+    learner: Any = None                   # the Learner: a variant per call, its reward
+    learning: Any = None                  # LearningSettings (TOM_FEEDBACK)
 
 
 class Ending(Exception):
@@ -95,6 +99,9 @@ class CallController:
         self._consent_asked = False         # the consent question waits for its answer
         self._quiet_since: float | None = None   # … and the line has been quiet since
         self._recording: CallRecording | None = None
+        self._variant: Variant | None = None
+        self._signals: dict[str, Any] = {"barge_ins": 0, "answers": 0, "fallback_turns": 0,
+                                         "reprompts": 0, "asked_for_person": False}
 
     # -- the call's greenlet ----------------------------------------------------------------
 
@@ -215,9 +222,14 @@ class CallController:
         self._media = media
         self._sink = PacedSink(self._send_audio, rate, self._metrics)
         self._sink.start()
+        if services.learner is not None:
+            self._variant, shares = services.learner.choose()
+            services.store.call_variant(self._uuid, self._variant.id, shares)
+            event(log, "variant_chosen", call=self._uuid, variant=self._variant.id,
+                  share=round(shares[self._variant.id], 3))
         self._conversation = Conversation(services.engine, self._sink, rate,
                                           self._on_conversation_event, self._uuid,
-                                          services.tools)
+                                          services.tools, self._variant)
         self._conversation.start()
 
     def _on_conversation_event(self, kind: str, **data: Any) -> None:
@@ -249,6 +261,8 @@ class CallController:
     def _on_esl_event(self, ev: wire.Event) -> None:
         if ev.name == "CHANNEL_HANGUP":
             self._record.hangup_cause = ev.get("Hangup-Cause")
+            self._signals["hung_up_on_tom"] = self._conversation is not None and \
+                self._conversation.state == "speaking"
             raise CallGone("caller hung up")
         if ev.name == "DISCONNECT" and ev.get("Content-Disposition") != "linger":
             raise CallGone("FreeSWITCH closed the call's socket")
@@ -258,6 +272,7 @@ class CallController:
     def _on_digit(self, digit: str) -> None:
         event(log, "dtmf", call=self._uuid, digit=personal(digit))
         if digit == TRANSFER_DIGIT and not self._digits:
+            self._signals["asked_for_person"] = True
             raise Ending("transfer", "caller pressed 0")
         if self._consent_asked:
             self._consent_answered(consent_from_key(digit), "keypad")
@@ -288,7 +303,12 @@ class CallController:
             self._record.turns += 1
             self._turn = {"transcript": data["text"]}
             if wants_human(data["text"], self._services.engine.settings.persona.language):
+                self._signals["asked_for_person"] = True
                 raise Ending("transfer", "caller asked for a person")
+            if says_goodbye(data["text"], self._services.engine.settings.persona.language):
+                raise Ending("goodbye", "caller said goodbye")
+        elif kind == "barge_in":
+            self._signals["barge_ins"] += 1
         elif kind == "reply_done":
             self._turn.update(data)
             self._record.last_e2e_ms = data["latencies"].get("e2e_ms", 0.0)
@@ -302,10 +322,12 @@ class CallController:
                 # The caller has been told TOM cannot look it up: a colleague can.
                 raise Ending("transfer", "a tool failed", after_reply=True)
             if data["outcome"] == "fallback":
+                self._signals["fallback_turns"] += 1
                 self._failed_turns += 1
                 if self._failed_turns >= FAILED_TURNS_BEFORE_HANDOVER:
                     raise Ending("transfer", "the engine cannot answer")
             elif data["outcome"] in ("answered", "interrupted"):
+                self._signals["answers"] += 1
                 self._failed_turns = 0
                 self._answered_turns += 1
 
@@ -322,6 +344,7 @@ class CallController:
             if self._reprompted:
                 raise Ending("goodbye", "caller silent")
             self._reprompted = True
+            self._signals["reprompts"] += 1
             self._busy_at = now
             self._conversation.say("reprompt")
 
@@ -331,6 +354,9 @@ class CallController:
         self._record.state = "ending"
         if ending.after_reply and self._sink is not None:
             self._sink.wait_idle(AFTER_REPLY_TIMEOUT_S)
+        if ending.kind == "goodbye" and self._services.learning.feedback \
+                and ending.reason != "caller silent":
+            self._ask_rating()
         self._stop_talking()
         if ending.kind == "transfer":
             self._play("handover")
@@ -344,6 +370,54 @@ class CallController:
         self._wait_for(lambda ev: ev.name == "CHANNEL_HANGUP_COMPLETE",
                        self._settings.command_timeout_s, hangup_ok=True)
         return "answered"
+
+    def _ask_rating(self) -> None:
+        """TOM_FEEDBACK: before the goodbye, a rating from 1 to 5 on the keypad, streamed like
+        every answer (a playback would end the audio fork for good); no key within
+        TOM_FEEDBACK_TIMEOUT_S of the question having been heard is no rating."""
+        conversation = self._conversation
+        conversation.hush()
+        conversation.say("rating_question")
+        conversation.expect_answer()       # words are not a question for the LLM now
+        event(log, "rating_asked", call=self._uuid)
+        timeout_s = self._services.learning.feedback_timeout_s
+        self._quiet_since = None
+        while True:
+            now = time.monotonic()
+            if conversation.idle:
+                self._quiet_since = self._quiet_since or now
+                if now - self._quiet_since >= timeout_s:
+                    self._metrics.feedback.labels(kind="none").inc()
+                    event(log, "rating_answered", call=self._uuid, rating=None)
+                    return
+            else:
+                self._quiet_since = None
+            try:
+                item = self._inbox.get(timeout=TICK_S)
+            except gevent.queue.Empty:
+                continue
+            rating = None
+            if item[0] == "audio":
+                conversation.feed(item[1])
+            elif item[0] == "esl":
+                ev = item[1]
+                if ev.name == "CHANNEL_HANGUP":
+                    self._record.hangup_cause = ev.get("Hangup-Cause")
+                    raise CallGone("caller hung up")
+                digit = ev.get("DTMF-Digit") if ev.name == "DTMF" else ""
+                rating = int(digit) if digit in ("1", "2", "3", "4", "5") else None
+            elif item[0] == "conversation" and item[1] == "answer":
+                rating = spoken_rating(item[2]["text"],
+                                       self._services.engine.settings.persona.language)
+            elif item[0] == "lost":
+                self._raise_lost(item[1])
+            if rating is not None:
+                self._signals["rating"] = rating
+                self._services.store.feedback(self._uuid, "rating", rating)
+                self._metrics.feedback.labels(kind="rating").inc()
+                event(log, "rating_answered", call=self._uuid, rating=rating)
+                conversation.expect_answer(False)
+                return
 
     def _stop_talking(self) -> None:
         if self._conversation is not None:
@@ -435,6 +509,12 @@ class CallController:
                                             self._record.hangup_cause, self._record.turns)
             duration = time.monotonic() - self._started
             self._metrics.record_call(outcome, duration)
+            if self._variant is not None and outcome != "failed":
+                score = self._services.learner.finished(self._uuid, self._variant.id, Signals(
+                    duration_s=duration, transferred=outcome == "transferred",
+                    **self._signals))
+                event(log, "call_scored", call=self._uuid, variant=self._variant.id,
+                      reward=score)
             event(log, "call_ended", call=self._uuid, outcome=outcome,
                   duration_s=round(duration, 1), turns=self._record.turns,
                   hangup_cause=self._record.hangup_cause)

@@ -107,3 +107,49 @@ def wants_human(text: str, language: str) -> bool:
                 if not not_asking.search(before):
                     return True
     return False
+
+
+# A caller taking leave: the whole utterance is a goodbye, perhaps with thanks around it
+# ("okay, thanks, bye"; "danke, das war's, tschüss"), never a sentence that mentions one
+# ("I said goodbye to my old car").
+_GOODBYE = {
+    "en": r"(?:(?:ok(?:ay)?|alright|all right|right|great|perfect|good|no|nope|yes|yeah)\s*)?"
+          r"(?:(?:thanks?|thank you|cheers)(?: (?:so much|very much|a lot))?\s*)?"
+          r"(?:(?:that'?s|that is|that was) (?:all|it|everything)(?: (?:i needed|for now))?\s*"
+          r"|nothing else\s*)?"
+          r"(?:(?:thanks?|thank you|cheers)(?: (?:so much|very much|a lot))?\s*)?"
+          r"(?:(?:good ?)?bye(?: bye)?|see you|talk to you later|have a (?:nice|good|great) "
+          r"(?:day|one|evening|weekend))?(?: (?:then|now))?\s*(?:(?:thanks?|thank you))?",
+    "de": r"(?:(?:ok(?:ay)?|gut|alles klar|prima|super|ja|nein)\s*)?"
+          r"(?:(?:danke|vielen dank|danke schoen)(?: schoen)?\s*)?"
+          r"(?:(?:das war'?s|das wars|das war alles|das ist alles|sonst nichts|mehr nicht)\s*)?"
+          r"(?:(?:danke|vielen dank|danke schoen)\s*)?"
+          r"(?:tschuess|tschau|ciao|auf wiederhoeren|auf wiedersehen|wiederhoeren|bis dann"
+          r"|schoenen tag(?: noch)?)?\s*(?:(?:danke))?",
+}
+_LEAVE_WORDS = {"en": r"\b(?:bye|goodbye|see you|talk to you later|have a (?:nice|good|great)|"
+                      r"that'?s all|that is all|that was all|that'?s it|nothing else)\b",
+                "de": r"(?:tschuess|tschau|ciao|wiederhoeren|wiedersehen|bis dann|schoenen tag|"
+                      r"das war'?s|das wars|das war alles|das ist alles|sonst nichts)"}
+
+
+def says_goodbye(text: str, language: str) -> bool:
+    """The caller is done: the call may end (after the rating question, TOM_FEEDBACK)."""
+    language = language if language in _GOODBYE else "en"
+    clause = _normalise(text).replace(",", "")
+    return bool(re.search(_LEAVE_WORDS[language], clause)) and \
+        re.fullmatch(_GOODBYE[language], clause) is not None
+
+
+_RATINGS = {"en": {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5},
+            "de": {"eins": 1, "zwei": 2, "zwo": 2, "drei": 3, "vier": 4, "fuenf": 5}}
+
+
+def spoken_rating(text: str, language: str) -> int | None:
+    """A rating said instead of pressed ("five", "vier", "3"), if the answer is one."""
+    words = _normalise(text).replace(",", "").split()
+    numbers = _RATINGS.get(language, _RATINGS["en"])
+    found = [numbers.get(word) or (int(word) if word in ("1", "2", "3", "4", "5") else None)
+             for word in words]
+    found = [value for value in found if value is not None]
+    return found[0] if len(found) == 1 and len(words) <= 4 else None

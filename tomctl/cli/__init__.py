@@ -7,7 +7,7 @@ import os
 import sys
 
 from tomctl import __version__
-from tomctl.cli import catalogue, qc, serve, status, token
+from tomctl.cli import catalogue, learning, qc, serve, status, token
 from tomctl.errors import TomError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(commands)
     qc.register(commands)
     catalogue.register(commands)
+    learning.register(commands)
     return parser
 
 

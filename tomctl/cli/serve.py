@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     engine.start()
     service = Service(settings, engine)
     service.start(listeners)
+    gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(service.reload_variants))
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
           esl_port=service.listener.address[1], freeswitch_link=service.link.state,
           page=f"http://{settings.gateway.host}:{service.gateway.address[1]}/",

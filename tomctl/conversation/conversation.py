@@ -29,6 +29,7 @@ from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, u
 from tomctl.conversation.reply import Reply
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
 from tomctl.errors import PipelineError
+from tomctl.learning.variants import DEFAULT as DEFAULT_VARIANTS, Variant, variant_greeting
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
 from tomctl.speech.scheduler import QUEUE_TIMEOUT_S
@@ -56,6 +57,7 @@ GOING_ON_S = 0.4
 # words said over TOM interrupt it only when Whisper is at least this sure of them.
 SURE_WORDS_LOGPROB = -1.0
 EventCallback = Callable[..., None]
+BASE_VARIANT = DEFAULT_VARIANTS[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +104,9 @@ class Provisional:
 class Conversation:
     def __init__(self, engine: Any, sink: AudioSink, rate: int,
                  on_event: EventCallback | None = None, conversation_id: str = "",
-                 tools: Any = None) -> None:
+                 tools: Any = None, variant: Variant | None = None) -> None:
         self._engine = engine
+        self.variant = variant or BASE_VARIANT   # kept for the whole call
         self._tools = tools                    # a ToolHub, or None
         self._hint = tools.stt_hint if tools is not None else ""   # words Whisper expects
         self._sink = sink
@@ -115,8 +118,12 @@ class Conversation:
         self._sure_barge_in_ms = turns.barge_in_sure_ms
         self._check: tuple | None = None      # (STT job, audio, turn) of words said over TOM
         self._min_utterance_ms = turns.min_utterance_ms
-        self._policy = Policy(turns.ask_after_ms, turns.ask_every_ms, turns.max_silence_ms,
-                              turns.complete_threshold)
+        v = self.variant
+        self._policy = Policy(
+            turns.ask_after_ms if v.turn_ask_after_ms is None else v.turn_ask_after_ms,
+            turns.ask_every_ms,
+            turns.max_silence_ms if v.turn_max_silence_ms is None else v.turn_max_silence_ms,
+            turns.complete_threshold)
         self._language = engine.settings.persona.language
         self._asks = 0                         # end-of-turn questions in this silence
         self._ask: Any = None                  # the one being answered, if any
@@ -184,6 +191,12 @@ class Conversation:
         if self._phase() is ReplyPhase.SPEAKING:
             self._barge_in(time.monotonic(), by_voice=False)
 
+    def hush(self) -> None:
+        """Stop what TOM is saying or about to say: the call is ending."""
+        if self._reply is not None:
+            self._reply.cancel()
+        self._sink.clear()
+
     def hear_text(self, text: str) -> None:
         """A turn the caller typed (keypad digits) rather than spoke."""
         self._utterances.put(Utterance(np.zeros(0, np.float32),
@@ -198,8 +211,13 @@ class Conversation:
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
         reply = Reply(self._sink)
-        text = self._engine.persona.phrases[phrase]
-        reply.speak(text, self._engine.phrase(phrase, self.rate))
+        if phrase == "greeting" and self.variant.greeting:
+            text, frames = self.variant.greeting, self._engine.phrase(
+                variant_greeting(self.variant), self.rate)
+        else:
+            text, frames = self._engine.persona.phrases[phrase], self._engine.phrase(phrase,
+                                                                                     self.rate)
+        reply.speak(text, frames)
         self._remember(reply, None)
         self._reply = reply
         self._on_event("reply_text", text=text)
@@ -535,9 +553,10 @@ class Conversation:
         mailbox = HubMailbox()
         self._prime_stop.set()         # the completion evaluates the history itself
         llm_started = time.monotonic()
-        ticket = engine.start_reply(engine.messages(self._history, text, facts),
-                                    reply.stop, lambda kind, value: mailbox.post((kind, value)),
-                                    utterance.turn, key=self._llm_key)
+        ticket = engine.start_reply(
+            engine.messages(self._history, text, facts, self.variant.system_prompt),
+            reply.stop, lambda kind, value: mailbox.post((kind, value)), utterance.turn,
+            key=self._llm_key, temperature=self.variant.temperature)
         last_step_at = llm_started
         while True:
             kind, value = self._next_llm_event(mailbox, ticket)
@@ -624,7 +643,8 @@ class Conversation:
         started = time.monotonic()
         first = not reply.started
         frames = self._engine.synthesize(sentence, self.rate, utterance.turn, first_audio=first,
-                                         stop=reply.stop)
+                                         stop=reply.stop,
+                                         length_scale=self.variant.length_scale)
         synthesis_s = time.monotonic() - started
         if reply.stop.is_set() or not frames or not self._verdict(utterance, reply):
             return
@@ -667,7 +687,9 @@ class Conversation:
         that their next turn only costs their own words."""
         self._prime_stop.set()         # a queued evaluation of an older history is moot
         self._prime_stop = StopFlag()
-        self._engine.prime(self._engine.messages(self._history, ""), key=self._llm_key,
+        self._engine.prime(self._engine.messages(self._history, "",
+                                                 system_prompt=self.variant.system_prompt),
+                           key=self._llm_key,
                            stop=self._prime_stop)
 
     def _trim_history(self) -> None:

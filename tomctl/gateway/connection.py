@@ -59,10 +59,12 @@ class BrowserSink(PacedSink):
 class BrowserConnection:
     def __init__(self, sock, ws: WSConnection, settings: GatewaySettings,
                  verifier: TokenVerifier, engine: Any, recordings: Any = None,
-                 tools: Any = None) -> None:
+                 tools: Any = None, learning: Any = None) -> None:
         """``recordings``: the service's BrowserRecordings, or None while TOM_RECORDING=off;
-        ``tools``: the service's ToolHub, or None."""
+        ``tools``: the service's ToolHub, or None; ``learning``: its BrowserLearning."""
         self._tools = tools
+        self._learning = learning
+        self._session: Any = None
         self._sock = sock
         self._ws = ws
         self._settings = settings
@@ -157,6 +159,11 @@ class BrowserConnection:
         request = _json(message)
         if request.get("type") == "interrupt":
             self._conversation.interrupt()
+        elif request.get("type") == "feedback":
+            if request.get("value") not in ("up", "down"):
+                raise Refused(1003, "feedback must be up or down")
+            if self._session is not None:
+                self._session.thumbs(request["value"] == "up")
         else:
             raise Refused(1003, "unknown message type")
 
@@ -176,13 +183,20 @@ class BrowserConnection:
     def _start_conversation(self) -> None:
         self._sink = BrowserSink(self._send_audio, self._send_event, self._engine.metrics)
         self._sink.start()
+        variant = None
+        if self._learning is not None:
+            self._session = self._learning.begin(
+                self._recording.call_id if self._recording is not None else None)
+            variant = self._session.variant
         self._conversation = Conversation(self._engine, self._sink, RATE, self._on_event,
-                                          "browser", self._tools)
+                                          "browser", self._tools, variant)
         self._conversation.start()
         self._send_event({"type": "ready", "rate": RATE})
         self._conversation.say("greeting")
 
     def _on_event(self, kind: str, **data: Any) -> None:
+        if self._session is not None:
+            self._session.on_event(kind, data)
         if kind in CONVERSATION_EVENTS:
             self._send_event({"type": kind, **data})
 
@@ -191,6 +205,8 @@ class BrowserConnection:
             self._conversation.close()
         if self._sink is not None:
             self._sink.stop()
+        if self._session is not None:        # after the recording's end, if it had one
+            self._session.end(own_record=self._recording is None)
         if self._recording is not None:
             self._recordings.end(self._recording)
 

@@ -40,10 +40,11 @@ SECURITY_HEADERS = [(b"X-Content-Type-Options", b"nosniff"), (b"Cache-Control", 
 
 class Gateway:
     def __init__(self, settings: GatewaySettings, engine: Any, recordings: Any = None,
-                 tools: Any = None) -> None:
+                 tools: Any = None, learning: Any = None) -> None:
         self._settings = settings
         self._engine = engine
         self._tools = tools
+        self._learning = learning
         self._recordings = recordings
         self._verifier = TokenVerifier(settings)
         self._origins = {o.strip().rstrip("/") for o in settings.origins.split(",") if o.strip()}
@@ -119,7 +120,7 @@ class Gateway:
         metrics.gateway_connections.inc()
         try:
             BrowserConnection(sock, ws, self._settings, self._verifier, self._engine,
-                              self._recordings, self._tools).run()
+                              self._recordings, self._tools, self._learning).run()
         finally:
             self.connections -= 1
             metrics.gateway_connections.dec()

@@ -99,22 +99,23 @@ class LlamaLanguageModel:
         return any(holder is key and copy not in free for copy, holder in self._holds.items())
 
     def stream_sentences(self, running, messages: list[Message], stop: StopFlag,
-                         emit: Callable[[str, object], None], key: object = None) -> None:
+                         emit: Callable[[str, object], None], key: object = None,
+                         temperature: float | None = None) -> None:
         """Generate a reply for conversation ``key`` and ``emit`` ("first_token", s),
         ("sentence", text)… then return. Blocking: runs in an LLM thread of the scheduler
-        (``running``)."""
+        (``running``). ``temperature``: a variant's own, else the setting's."""
         with self._instance(key) as model:
-            self._stream(model, messages, stop, emit, running)
+            self._stream(model, messages, stop, emit, running,
+                         self._temperature if temperature is None else temperature)
 
     def _stream(self, model, messages: list[Message], stop: StopFlag,
-                emit: Callable[[str, object], None], running) -> None:
+                emit: Callable[[str, object], None], running, temperature: float) -> None:
         started: float | None = time.monotonic()
         threads = _set_threads(model, running.threads)
         splitter = SentenceSplitter()
         try:
             chunks = model.create_chat_completion(
-                messages, stream=True, max_tokens=self._max_tokens,
-                temperature=self._temperature)
+                messages, stream=True, max_tokens=self._max_tokens, temperature=temperature)
             try:
                 for chunk in chunks:
                     if stop.is_set():

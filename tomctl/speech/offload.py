@@ -8,6 +8,7 @@ tokens and sentences).
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable
 
 import gevent
@@ -54,26 +55,35 @@ class Workers:
     def __init__(self, name: str, size: int) -> None:
         self.name = name
         self._pool = ThreadPool(size)
+        self._jobs: collections.deque = collections.deque()
+        self._relay: gevent.Greenlet | None = None
 
     def run(self, fn: Callable[..., Any], *args: Any, timeout_s: float) -> Any:
         """Run ``fn`` in a worker and wait (yielding to the hub) at most ``timeout_s``."""
         return self.submit(fn, *args).get(timeout=timeout_s)   # in order with submit()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> gevent.event.AsyncResult:
-        """Queue ``fn`` without waiting. gevent's ThreadPool.spawn blocks its caller while
-        every thread is busy; a relay greenlet does that waiting (gevent's semaphore wakes
-        waiters in order, so the queue stays FIFO), never the caller, which may be the
-        greenlet that listens to a caller's audio."""
+        """Queue ``fn`` without waiting; jobs start in the order they were submitted.
+        gevent's ThreadPool.spawn blocks its caller while every thread is busy, and waiters
+        on its semaphore are not served strictly in order (a newcomer can take a thread
+        just freed): so one relay greenlet hands the jobs over, one after another, and
+        never the caller, which may be the greenlet that listens to a caller's audio."""
         result = gevent.event.AsyncResult()
+        self._jobs.append((fn, args, result))
+        if self._relay is None or self._relay.dead:
+            self._relay = gevent.spawn(self._hand_over)
+        return result
 
-        def relay() -> None:
+    def _hand_over(self) -> None:
+        while self._jobs:
+            fn, args, result = self._jobs.popleft()
             try:
-                result.set(self._pool.spawn(fn, *args).get())
+                running = self._pool.spawn(fn, *args)
             except BaseException as exc:  # handed to whoever waits on the result
                 result.set_exception(exc)
-
-        gevent.spawn(relay)
-        return result
+                continue
+            running.rawlink(lambda done, result=result: result.set(done.value)
+                            if done.successful() else result.set_exception(done.exception))
 
     def close(self) -> None:
         self._pool.kill()

@@ -17,7 +17,7 @@ from tomctl.errors import ConfigError
 
 BUNDLED_DIR = Path(__file__).parent / "prompts"
 PHRASES = ("greeting", "fallback", "reprompt", "goodbye", "handover", "holding",
-           "consent_question", "consent_given", "consent_refused")
+           "consent_question", "consent_given", "consent_refused", "rating_question")
 # A greeting that says, in some words, that a machine answers (EU AI Act, Art. 50).
 DISCLOSURE = {
     "en": r"\b(automated|automatic|virtual|digital|ai|artificial intelligence|bot|robot|"

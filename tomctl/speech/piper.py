@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,37 @@ from tomctl.errors import ModelError, TextToSpeechError
 # Piper normalises each sentence to full scale; leave headroom so that resampling and the
 # phone codec do not clip.
 _VOLUME = 0.7
+
+
+class _ShrinkingSession:
+    """An ONNX session whose CPU memory arena gives back, every few runs, what it no longer
+    needs.
+
+    The arena grows to fit the longest sentence synthesised so far and keeps it: over an
+    hour of calls RSS stepped up by hundreds of MB. Measured on 100 sentences of 3 to 45
+    words: never shrinking, 137 → 448 MB; shrinking after every run, 137 → 240 MB but each
+    sentence 15 % slower (its buffers are allocated again). Every SHRINK_EVERY runs keeps
+    the growth bounded for about 2 % of Piper's time."""
+
+    SHRINK_EVERY = 8
+
+    def __init__(self, session) -> None:
+        import onnxruntime
+
+        self._session = session
+        self._shrink = onnxruntime.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._runs = 0
+
+    def run(self, output_names, input_feed, run_options=None):
+        self._runs += 1     # a race between two threads costs one shrink, nothing more
+        shrink = self._runs % self.SHRINK_EVERY == 0
+        return self._session.run(output_names, input_feed,
+                                 self._shrink if shrink and run_options is None
+                                 else run_options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
 
 
 class PiperTextToSpeech:
@@ -45,7 +77,8 @@ class PiperTextToSpeech:
                 session = onnxruntime.InferenceSession(str(self.voice_path),
                                                        sess_options=options,
                                                        providers=providers)
-                self._voices[threads] = PiperVoice(config=config, session=session,
+                self._voices[threads] = PiperVoice(config=config,
+                                                   session=_ShrinkingSession(session),
                                                    espeak_data_dir=Path(ESPEAK_DATA_DIR),
                                                    download_dir=self.voice_path.parent)
             self._voice = self._voices[self._thread_choices[0]]
@@ -55,15 +88,19 @@ class PiperTextToSpeech:
         self._syn_config = SynthesisConfig(volume=_VOLUME)
         self.sample_rate = config.sample_rate
 
-    def synthesize(self, text: str, rate: int, threads: int = 0) -> list[bytes]:
+    def synthesize(self, text: str, rate: int, threads: int = 0,
+                   length_scale: float | None = None) -> list[bytes]:
         """Speak ``text`` as 20 ms s16le frames at ``rate``, computing with at most
-        ``threads`` threads. Blocking: call it in a worker."""
+        ``threads`` threads, at the voice's pace times ``length_scale`` (below 1: faster).
+        Blocking: call it in a worker."""
         if self._voice is None:
             raise RuntimeError("PiperTextToSpeech.load() has not run")
         fitting = [n for n in self._voices if n <= threads]
         voice = self._voices[max(fitting)] if fitting else self._voice
         try:
-            chunks = [c.audio_float_array for c in voice.synthesize(text, self._syn_config)]
+            config = self._syn_config if length_scale is None else dataclasses.replace(
+                self._syn_config, length_scale=length_scale)
+            chunks = [c.audio_float_array for c in voice.synthesize(text, config)]
         except (RuntimeError, ValueError) as exc:
             raise TextToSpeechError(f"synthesis failed: {exc}") from exc
         if not chunks:

@@ -55,6 +55,18 @@ def m002_consent_and_recordings(db: sqlite_utils.Database) -> None:
     }, pk="call_id")
 
 
+@MIGRATIONS()
+def m003_learning(db: sqlite_utils.Database) -> None:
+    db["calls"].add_column("variant", str)
+    db["calls"].add_column("shares", str)       # JSON: every variant's chance at the choice
+    db["calls"].add_column("signals", str)      # JSON: tomctl.learning.reward.Signals
+    db["calls"].add_column("reward", float)
+    db["feedback"].create({"call_id": str, "at": float, "kind": str, "value": int},
+                          foreign_keys=[("call_id", "calls", "id")])
+    db["variant_states"].create({"variant": str, "state": str, "pinned": int, "reason": str,
+                                 "at": float}, pk="variant")
+
+
 class CallStore:
     def __init__(self, path: str, store_transcripts: bool, metrics: Metrics) -> None:
         self.path = path
@@ -113,6 +125,34 @@ class CallStore:
                 "turns": turns, "e2e_p50_ms": e2e[len(e2e) // 2] if e2e else None,
                 "e2e_max_ms": e2e[-1] if e2e else None})
         self._write(write)
+
+    def call_variant(self, call_id: str, variant: str, shares: dict[str, float]) -> None:
+        self._write(lambda db: db["calls"].update(
+            call_id, {"variant": variant, "shares": json.dumps(shares)}))
+
+    def call_scored(self, call_id: str, signals: dict, reward: float) -> None:
+        self._write(lambda db: db["calls"].update(
+            call_id, {"signals": json.dumps(signals), "reward": reward}))
+
+    def feedback(self, call_id: str, kind: str, value: int) -> None:
+        """A caller's rating (kind ``rating``, 1-5, or ``thumbs``, 1 or 5): no words with it,
+        and the caller only as the call's hash."""
+        self._write(lambda db: db["feedback"].insert(
+            {"call_id": call_id, "at": time.time(), "kind": kind, "value": value}))
+
+    def variant_state(self, variant: str, state: str, pinned: bool, reason: str) -> None:
+        self._write(lambda db: db["variant_states"].insert(
+            {"variant": variant, "state": state, "pinned": int(pinned), "reason": reason,
+             "at": time.time()}, replace=True))
+
+    def learning_log(self) -> tuple[list[dict], list[dict]]:
+        """(scored calls in order: variant, shares, signals, reward; variant states)."""
+        def read() -> tuple[list[dict], list[dict]]:
+            calls = list(self._db.query(
+                "select id, variant, shares, signals, reward from calls "
+                "where variant is not null and reward is not null order by started_at"))
+            return calls, list(self._db.query("select * from variant_states"))
+        return self._writer.run(read, timeout_s=READ_TIMEOUT_S)
 
     def call_consent(self, call_id: str, consent: str) -> None:
         self._write(lambda db: db["calls"].update(call_id, {"consent": consent}))

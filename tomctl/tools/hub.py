@@ -139,12 +139,12 @@ class ToolHub:
         started = time.monotonic()
         labels = {"tool": tool.name, "source": tool.source}
         try:
-            answer = gevent.get_hub().threadpool.spawn(tool.run, lookup, language).get(
+            answer, error = gevent.get_hub().threadpool.spawn(_run, tool, lookup, language).get(
                 timeout=self._timeout_s)
         except gevent.Timeout:
-            answer = self._failed(tool, labels, language, "timeout")
-        except (TomError, sqlite3.Error, OSError, ValueError) as exc:
-            answer = self._failed(tool, labels, language, type(exc).__name__)
+            answer, error = None, "timeout"
+        if answer is None:
+            answer = self._failed(tool, labels, language, error)
         latency_s = time.monotonic() - started
         self._metrics.tool_calls.labels(**labels).inc()
         self._metrics.tool_latency.labels(**labels).observe(latency_s)
@@ -156,6 +156,15 @@ class ToolHub:
         self._metrics.tool_failures.labels(**labels).inc()
         event(log, "tool_failed", level=logging.WARNING, tool=tool.name, error=why)
         return answers.failed(language)
+
+
+def _run(tool: Tool, lookup: Lookup, language: str) -> tuple[Answer | None, str]:
+    """In the worker thread: the answer, or why there is none. A tool's failure comes back
+    as a value (not raised across the thread, where the pool would print it as a crash)."""
+    try:
+        return tool.run(lookup, language), ""
+    except (TomError, sqlite3.Error, OSError, ValueError) as exc:
+        return None, type(exc).__name__
 
 
 def build(settings: Any, metrics: Any) -> ToolHub | None:

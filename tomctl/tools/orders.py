@@ -98,6 +98,7 @@ class OrderStatus:
             with urllib.request.urlopen(url, timeout=self._timeout_s) as response:
                 body = response.read(MAX_BODY_BYTES + 1)
         except urllib.error.HTTPError as exc:
+            exc.close()          # it holds the connection open until it is collected
             if exc.code == 404:
                 return None
             raise ToolFailed(f"the order system answered {exc.code}") from None

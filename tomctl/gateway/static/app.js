@@ -37,6 +37,7 @@
     playback: {},               // the worklet's latest stats
     closeCode: null,
     closeReason: "",
+    rated: false,               // a thumb was given in this conversation
   };
   window.tomPage = page;
 
@@ -53,6 +54,8 @@
     $("record").disabled = live;
     $("hangup").disabled = !live;
     $("interrupt").disabled = state !== "ready";
+    $("thumbs-up").disabled = state !== "ready" || page.rated;
+    $("thumbs-down").disabled = state !== "ready" || page.rated;
   }
 
   function setStatus(text, bad = false) {
@@ -153,7 +156,7 @@
     if (socket) return;
     const token = $("token").value;
     const record = $("record").checked;
-    Object.assign(page, { closeCode: null, closeReason: "" });
+    Object.assign(page, { closeCode: null, closeReason: "", rated: false });
     setState("connecting");
     setStatus("Starting audio…");
     try {
@@ -193,6 +196,16 @@
     if (socket && socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify({ type: "interrupt" }));
     }
+  }
+
+  // A thumb up or down rates the whole conversation, once; TOM learns from it which of its
+  // variants callers like.
+  function rate(value) {
+    if (page.rated || !socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(JSON.stringify({ type: "feedback", value }));
+    page.rated = true;
+    setState(page.state);
+    addLine("note", value === "up" ? "Thanks for the thumbs up." : "Thanks, noted.");
   }
 
   function onClosed(code, reason) {
@@ -269,6 +282,8 @@
   });
   $("hangup").addEventListener("click", hangUp);
   $("interrupt").addEventListener("click", interrupt);
+  $("thumbs-up").addEventListener("click", () => rate("up"));
+  $("thumbs-down").addEventListener("click", () => rate("down"));
   setState("idle");
 
   if (new URLSearchParams(location.search).get("autoconnect") === "1") connect();
