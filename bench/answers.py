@@ -13,8 +13,9 @@ own sentences), ``llm`` (the facts go into the prompt, the LLM phrases them) and
              and price (or, for a part that differs by car, a price of it and the question
              for the year), "we do not have that" for a part the catalogue lacks, the hours
              of the day asked about, the address, the returns policy
-  invented   share of answers that state a price, a part number or a time the catalogue or
-             the file does not contain for that question
+  invented   share of answers that state a number (a price, a time, a year, a house
+             number, a count) that neither the question nor what the catalogue or the file
+             holds for it contains, or a part number the catalogue lacks
   e2e        caller's last audible sample to the first answer frame sent, p50/p95 ms
   tool_ms    the lookup's own time, p95
 and the answers that were wrong. Targets: correct ≥ 90 %, invented 0, in template mode.
@@ -137,35 +138,57 @@ class Checker:
         self.numbers = numbers          # every part number the catalogue has
 
     def judge(self, question: Question, reply: str) -> tuple[bool, bool]:
-        """(correct, invented)."""
+        """(correct, invented). Invented: a number the reply states (a price, a time, a year,
+        a house number, a count) that neither the question nor what the catalogue or the
+        file holds for it contains, or a part number the catalogue lacks."""
         lowered = reply.lower()
         stated = amounts(reply)
+        allowed = set(re.findall(r"\d+", question.text)) | {"0"}     # "press 0"
         numbers_ok = all(n.upper() in self.numbers for n in _PART_NUMBER.findall(reply))
         if question.kind == "part":
             right = self.catalogue.find(list(question.words), question.make, question.model,
                                         question.year, limit=50)
-            # Invented: a price no part of that name has, for any car.
             anywhere = self.catalogue.find(list(question.words), limit=10_000)
-            invented = bool(stated - {f"{p.price:.2f}" for p in anywhere}) or not numbers_ok
+            # A price must be one this part has for some car; the other numbers years of
+            # its cars or digits of its own or its cars' names ("Golf 7", "battery 70Ah").
+            invented = bool(stated - {f"{p.price:.2f}" for p in anywhere})
+            for part in anywhere:
+                allowed |= {str(part.year_from), str(part.year_to),
+                            *re.findall(r"\d+", part.name_en), *re.findall(r"\d+", part.model)}
             named = any(p.name_en.lower().replace("demoparts ", "").split()[0] in lowered
                         and f"{p.price:.2f}" in stated for p in right)
+            invented = invented or self._invents(_PRICE.sub(" ", reply.lower()), allowed) \
+                or not numbers_ok
             return named and not invented, invented
-        invented = bool(stated) or not numbers_ok
-        if question.kind == "absent":
-            says_no = bool(re.search(r"(do not|don't|not) (have|carry|sell|stock)|"
-                                     r"not in (our|the) catalogue", lowered))
-            return says_no and not invented, invented
         if question.kind == "hours":
             day = self.shop.next_day_named(DAYS.index(question.day), self.shop.now().date())
             spans = self.shop.spans_on(day)
             expected = {(t.hour, t.minute) for span in spans for t in span}
+            for hour, minute in expected:
+                allowed |= {str(hour), str(hour % 12 or 12), f"{minute:02d}", str(minute)}
+            allowed.add(str(day.day))
             said = times(reply)
-            invented = invented or bool(said - expected)
+            invented = self._invents(reply, allowed) or bool(said - expected) or \
+                not numbers_ok
             correct = expected <= said if spans else "closed" in lowered
             return correct and not invented, invented
         if question.kind == "address":
+            allowed |= set(re.findall(r"\d+", self.shop.address))
+            invented = self._invents(reply, allowed) or not numbers_ok
             return "musterstra" in lowered and not invented, invented
-        return "30 days" in lowered and not invented, invented
+        if question.kind == "returns":
+            allowed |= set(re.findall(r"\d+", self.shop.returns))
+            invented = self._invents(reply, allowed) or not numbers_ok
+            return "30 days" in lowered and not invented, invented
+        invented = bool(stated) or self._invents(reply, allowed) or not numbers_ok  # absent
+        says_no = bool(re.search(r"(do not|don't|not) (have|carry|sell|stock)|"
+                                 r"not in (our|the) catalogue", lowered))
+        return says_no and not invented, invented
+
+    @staticmethod
+    def _invents(reply: str, allowed: set[str]) -> bool:
+        return any(number.lstrip("0") not in {a.lstrip("0") for a in allowed}
+                   for number in re.findall(r"\d+", reply))
 
 
 def say(engine: Engine, question: Question, voice: str) -> np.ndarray:
@@ -192,7 +215,7 @@ def run(modes: list[str]) -> dict:
         tools = None if mode == "none" else hub.build(config.load({
             "TOM_CATALOGUE_PATH": catalogue_path, "TOM_SHOP_FILE": str(DATA / "shop.toml"),
             "TOM_TOOL_ANSWERS": mode}), engine.metrics)
-        correct, invented, e2e, tool_ms, wrong = 0, 0, [], [], []
+        correct, invented, e2e, tool_ms, wrong, cases = 0, 0, [], [], [], []
         for question, spoken, index in zip(QUESTIONS, audio, range(len(QUESTIONS))):
             result = timed_answer(engine, spoken, RATE, SNR_DB, tools=tools)
             reply = result.get("reply", "")
@@ -204,6 +227,8 @@ def run(modes: list[str]) -> dict:
                 e2e.append(result["e2e_ms"])
             if "tool_ms" in result.get("latencies", {}):
                 tool_ms.append(result["latencies"]["tool_ms"])
+            cases.append({"question": question.text, "reply": reply, "correct": right,
+                          "invented": made_up})
             if not right or made_up:
                 wrong.append({"question": question.text, "voice": VOICES[index % len(VOICES)],
                               "heard": result.get("transcript", ""), "reply": reply,
@@ -212,7 +237,7 @@ def run(modes: list[str]) -> dict:
             "correct": round(correct / len(QUESTIONS), 3),
             "invented": round(invented / len(QUESTIONS), 3),
             "e2e": percentiles(e2e), "tool_ms_p95": percentiles(tool_ms)["p95"],
-            "wrong": wrong}
+            "wrong": wrong, "cases": cases}
     engine.close()
     report.update(cpu_steal_percent=steal.percent(), cpu_count=os.cpu_count(),
                   targets=TARGETS, date=dt.date.today().isoformat())

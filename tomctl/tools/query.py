@@ -158,8 +158,8 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
     years = _YEAR.findall(said)
     order_numbers = [n for n in _ORDER_NUMBER.findall(said) if n not in years]
     words = tuple(dict.fromkeys(
-        word for word in flat.split()
-        if _part_word(word, vocabulary.part_words) and word not in plain(model).split()))
+        known for word in flat.split() if word not in plain(model).split()
+        for known in [_part_word(word, vocabulary.part_words)] if known))
     language = language if language in ORDER_WORDS else "en"
     lowered = said.lower()
     facts = tuple(name for name, patterns in FACTS.items()
@@ -196,11 +196,17 @@ def _generation(word: str) -> str:
 SUFFIXES = ("s", "es", "e", "n", "en")
 
 
-def _part_word(word: str, known: frozenset[str]) -> bool:
-    """A catalogue word, or the same with or without a plural or German ending ("pad" for
-    "pads", "filters" for "filter", "Zündkerze" for "Zündkerzen")."""
+def _part_word(word: str, known: frozenset[str]) -> str:
+    """The catalogue's own form of a caller's word, if it has one: the word itself, or the
+    same with or without a plural or German ending ("absorber" for "absorbers", "filters"
+    for "filter", "zundkerzen" for "zundkerze"); empty if none."""
     if len(word) < 3:
-        return False
-    return word in known or any(
-        (word.endswith(ending) and word[:-len(ending)] in known) or word + ending in known
-        for ending in SUFFIXES)
+        return ""
+    if word in known:
+        return word
+    for ending in SUFFIXES:
+        if word.endswith(ending) and word[:-len(ending)] in known:
+            return word[:-len(ending)]
+        if word + ending in known:
+            return word + ending
+    return ""
