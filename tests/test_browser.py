@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import wave
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.browser import Browser
+from tests.leaks import wait_until
 from testkit.serve import start_serve
 from testkit.speech import piper_say, silence, word_error_rate
 
@@ -74,6 +76,10 @@ def test_page_talks_to_tom_in_chromium(engine, tom_serve, tmp_path):
         page.wait_for("document.getElementById('latencies').textContent", timeout_s=15)
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = page.screenshot(ARTIFACTS / "browser.png")
+        # A thumb up rates the conversation, once: the second click cannot be made.
+        page.evaluate("document.getElementById('thumbs-up').click()")
+        rated = page.evaluate("[tomPage.rated, document.getElementById('thumbs-down').disabled]")
+        wait_for_row(tmp_path / "calls.db", "select kind, value from feedback")
 
     assert state["state"] == "ready"
     # The question answered is the last transcript (an early turn taken in a pause of the
@@ -83,3 +89,14 @@ def test_page_talks_to_tom_in_chromium(engine, tom_serve, tmp_path):
     assert state["playback"].get("playedMs", 0) > 0, state["playback"]   # the worklet played
     assert screenshot.stat().st_size > 0
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+    assert rated == [True, True]
+    with sqlite3.connect(tmp_path / "calls.db") as db:
+        assert db.execute("select kind, value from feedback").fetchall() == [("thumbs", 5)]
+
+
+def wait_for_row(path: Path, query: str, timeout_s: float = 10) -> None:
+    """The service writes in its own thread: wait until the row is there."""
+    def there() -> bool:
+        with sqlite3.connect(path) as db:
+            return bool(db.execute(query).fetchall())
+    wait_until(there, timeout_s, f"a row for {query!r}")

@@ -225,3 +225,25 @@ def test_a_goodbye_is_a_whole_utterance_not_a_word(language, said, leaving):
 ])
 def test_a_spoken_rating(language, said, rating):
     assert spoken_rating(said, language) == rating
+
+
+def test_a_variant_voice_must_be_a_piper_voice_with_its_config(tmp_path):
+    voice = tmp_path / "amy.onnx"
+    body = f"[[variant]]\nid = 'amy'\nvoice = '{voice}'\n"
+    path = tmp_path / "variants.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match="amy.onnx.json are both needed"):
+        variants.load(str(path), PERSONA)
+    voice.write_bytes(b"onnx")
+    (tmp_path / "amy.onnx.json").write_text("{}")
+    assert variants.load(str(path), PERSONA)[0].voice == str(voice)
+    path.write_text("[[variant]]\nid = 'amy'\nvoice = 'amy.wav'\n")
+    with pytest.raises(ConfigError, match="voice must be the path of a Piper .onnx"):
+        variants.load(str(path), PERSONA)
+
+
+def test_a_variant_says_its_fixed_phrases_its_own_way_only_when_it_sounds_different():
+    assert variants.phrase_name("holding", variants.Variant("calm", temperature=0.2)) == \
+        "holding"
+    assert variants.phrase_name("holding", variants.Variant("fast", length_scale=0.8)) == \
+        "holding:fast"

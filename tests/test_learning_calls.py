@@ -47,8 +47,8 @@ def test_a_rated_call_is_learned_under_its_variant_and_kept_over_a_restart(engin
         # rating question, streamed (a playback would end the fork).
         wait_until(lambda: heard(call, engine.phrase("greeting:brief", RATE)), 20,
                    "the variant's greeting")
-        wait_until(lambda: heard(call, engine.phrase("rating_question", RATE)), 40,
-                   "the rating question")
+        wait_until(lambda: heard(call, engine.phrase("rating_question:brief", RATE)), 40,
+                   "the rating question, as the variant says it")
         assert call.played == []
         call.send_dtmf("4")
         assert call.wait_ended(timeout_s=30)
@@ -85,6 +85,7 @@ def test_a_rated_call_is_learned_under_its_variant_and_kept_over_a_restart(engin
 def test_no_key_after_the_rating_question_is_no_rating(engine, tmp_path):
     phone = Phone(engine, tmp_path, **SETTINGS, TOM_FEEDBACK_TIMEOUT_S="1")
     try:
+        phone.service.learner.pin("patient")      # the base's voice and pace
         goodbye = piper_say(engine, "Thanks, that's all, bye.", RATE)
         call = phone.call(pcm(np.concatenate([silence(8.0, RATE), goodbye,
                                               silence(40.0, RATE)])))
@@ -149,3 +150,26 @@ def test_a_reload_brings_new_variants_to_new_calls_with_their_greeting(engine, t
         assert_nothing_left(phone)
     finally:
         phone.close()
+
+
+def test_a_variants_pace_and_voice_reach_piper(engine, tmp_path, monkeypatch):
+    import shutil
+
+    from tomctl.speech import assets
+
+    text = "Thank you for calling the parts counter."
+    engine.add_phrase("pace:slow", text, length_scale=1.4)
+    engine.add_phrase("pace:fast", text, length_scale=0.7)
+    slow, fast = engine.phrase("pace:slow", RATE), engine.phrase("pace:fast", RATE)
+    assert len(slow) > 1.6 * len(fast)
+    bundled = assets.tts_voice_file("")
+    copy = tmp_path / "other.onnx"
+    shutil.copy(bundled, copy)
+    shutil.copy(f"{bundled}.json", f"{copy}.json")
+    engine.add_voice(str(copy))
+    spoken = []
+    other = engine._voices[str(copy)]
+    real = other.synthesize
+    monkeypatch.setattr(other, "synthesize", lambda *args: spoken.append(args[0]) or real(*args))
+    assert engine.synthesize("Hello.", RATE, voice=str(copy)) and spoken == ["Hello."]
+    assert engine.synthesize("Hello again.", RATE) and spoken == ["Hello."]   # base voice

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import os
 import re
+import tomllib
 from typing import Any, Callable, Iterator, Mapping
 
 from tomctl.errors import ConfigError
@@ -37,6 +38,17 @@ class Recording(str, enum.Enum):
 class ToolAnswers(str, enum.Enum):
     TEMPLATE = "template"
     LLM = "llm"
+
+
+def read_toml(path: str, setting_name: str) -> dict:
+    """A TOML file a setting names; ConfigError naming the setting and the file."""
+    try:
+        with open(path, "rb") as source:
+            return tomllib.load(source)
+    except OSError as exc:
+        raise ConfigError(f"{setting_name}: cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{setting_name}: {path} is not valid TOML: {exc}") from None
 
 
 def setting(env: str, default: Any, description: str,

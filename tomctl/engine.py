@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Callable
 
 import gevent
@@ -74,6 +75,7 @@ class Engine:
         self.metrics = metrics
         self.models: dict[str, LoadedModel] = {}
         self._phrases: dict[tuple[str, int], list[bytes]] = {}
+        self._voices: dict[str, PiperTextToSpeech] = {}      # variants' own voices
 
     def start(self) -> None:
         """Load and warm every model; raises ModelError/ConfigError naming what is wrong."""
@@ -188,13 +190,16 @@ class Engine:
 
     def synthesize(self, text: str, rate: int, turn: Turn | None = None,
                    first_audio: bool = True, stop: StopFlag | None = None,
-                   length_scale: float | None = None) -> list[bytes]:
+                   length_scale: float | None = None, voice: str | None = None) -> list[bytes]:
         """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is.
-        No frames if ``stop`` is set before its turn comes (the answer was given up)."""
+        No frames if ``stop`` is set before its turn comes (the answer was given up).
+        ``voice``: the path of a voice loaded with :meth:`add_voice` (a variant's)."""
+        tts = self._voices.get(voice, self.tts) if voice else self.tts
+
         def work(running: Running) -> list[bytes]:
             if stop is not None and stop.is_set():
                 return []
-            return self.tts.synthesize(text, rate, running.threads, length_scale)
+            return tts.synthesize(text, rate, running.threads, length_scale)
 
         ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
                                        max_slots=self._wide)
@@ -237,13 +242,24 @@ class Engine:
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]
 
-    def add_phrase(self, name: str, text: str, length_scale: float | None = None) -> None:
-        """Synthesise a phrase (a variant's greeting) at every rate, once, before calls use
+    def add_phrase(self, name: str, text: str, length_scale: float | None = None,
+                   voice: str | None = None) -> None:
+        """Synthesise a phrase (as a variant says it) at every rate, once, before calls use
         it; ``phrase(name, rate)`` then says it."""
         for rate in SUPPORTED_RATES:
             self._phrases[(name, rate)] = self.synthesize(text, rate, Turn(time.monotonic()),
                                                           first_audio=False,
-                                                          length_scale=length_scale)
+                                                          length_scale=length_scale,
+                                                          voice=voice)
+
+    def add_voice(self, path: str) -> None:
+        """Load another Piper voice (a variant's), once; ModelError names it if it fails."""
+        if path in self._voices:
+            return
+        voice = PiperTextToSpeech(Path(path), self.tts.use_cuda, self.tts.thread_choices)
+        gevent.get_hub().threadpool.apply(voice.load)
+        self._voices[path] = voice
+        event(log, "model_loaded", model="tts", voice=path)
 
     def close(self) -> None:
         if hasattr(self, "scheduler"):

@@ -25,7 +25,7 @@ from tomctl.telephony.media import PortPool
 from tomctl.telephony.prompts import PromptSpool
 from tomctl.learning.browser import BrowserLearning
 from tomctl.learning.learner import Learner
-from tomctl.learning.variants import variant_greeting
+from tomctl.learning.variants import phrase_name, speaks_its_own
 from tomctl.tools import hub as tool_hub
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Service:
         self.loop_lag.start()
         self.store.start()
         variants = self.learner.load()
-        self._synthesize_greetings(variants)
+        self._prepare_variants(variants)
         self.learner.start(variants)
         if self.recorder is not None:
             self.recorder.start()
@@ -94,13 +94,21 @@ class Service:
 
     def reload_variants(self) -> None:
         """SIGHUP: the variants file again, for new calls; running calls keep theirs."""
-        self.learner.reload(self._synthesize_greetings)
+        self.learner.reload(self._prepare_variants)
 
-    def _synthesize_greetings(self, variants) -> None:
+    def _prepare_variants(self, variants) -> None:
+        """Load the variants' own voices and say their fixed phrases their way, before a
+        call can be given one of them."""
+        persona = self.engine.persona
         for variant in variants:
-            if variant.greeting:
-                self.engine.add_phrase(variant_greeting(variant), variant.greeting,
-                                       variant.length_scale)
+            if variant.voice:
+                self.engine.add_voice(variant.voice)
+            if speaks_its_own(variant):
+                for name, text in persona.phrases.items():
+                    if name == "greeting" and variant.greeting:
+                        text = variant.greeting
+                    self.engine.add_phrase(phrase_name(name, variant), text,
+                                           variant.length_scale, variant.voice)
 
     def _recording_finished(self, recording, qc: dict | None) -> None:
         """On the hub, once a recording is closed and checked."""

@@ -354,8 +354,9 @@ class CallController:
         self._record.state = "ending"
         if ending.after_reply and self._sink is not None:
             self._sink.wait_idle(AFTER_REPLY_TIMEOUT_S)
-        if ending.kind == "goodbye" and self._services.learning.feedback \
-                and ending.reason != "caller silent":
+        learning = self._services.learning
+        if ending.kind == "goodbye" and learning is not None and learning.feedback \
+                and ending.reason != "caller silent":       # a silent caller rates nothing
             self._ask_rating()
         self._stop_talking()
         if ending.kind == "transfer":

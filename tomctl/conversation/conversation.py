@@ -29,7 +29,7 @@ from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, u
 from tomctl.conversation.reply import Reply
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
 from tomctl.errors import PipelineError
-from tomctl.learning.variants import DEFAULT as DEFAULT_VARIANTS, Variant, variant_greeting
+from tomctl.learning.variants import DEFAULT as DEFAULT_VARIANTS, Variant, phrase_name
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
 from tomctl.speech.scheduler import QUEUE_TIMEOUT_S
@@ -211,16 +211,16 @@ class Conversation:
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
         reply = Reply(self._sink)
-        if phrase == "greeting" and self.variant.greeting:
-            text, frames = self.variant.greeting, self._engine.phrase(
-                variant_greeting(self.variant), self.rate)
-        else:
-            text, frames = self._engine.persona.phrases[phrase], self._engine.phrase(phrase,
-                                                                                     self.rate)
-        reply.speak(text, frames)
+        text = self.variant.greeting if phrase == "greeting" and self.variant.greeting \
+            else self._engine.persona.phrases[phrase]
+        reply.speak(text, self._phrase(phrase))
         self._remember(reply, None)
         self._reply = reply
         self._on_event("reply_text", text=text)
+
+    def _phrase(self, name: str) -> list[bytes]:
+        """A fixed phrase as this call's variant says it (its voice, its pace)."""
+        return self._engine.phrase(phrase_name(name, self.variant), self.rate)
 
     def feed(self, pcm: bytes) -> None:
         """One frame of caller audio (s16le mono at the conversation's rate)."""
@@ -613,7 +613,7 @@ class Conversation:
         if reply.started or reply.stop.is_set():
             return
         reply.holding_phrase = True
-        self._sink.play(self._engine.phrase("holding", self.rate))
+        self._sink.play(self._phrase("holding"))
         self._engine.metrics.holding_phrases.inc()
         self._on_event("holding_phrase")
         event(log, "holding_phrase", conversation=self.id,
@@ -644,7 +644,8 @@ class Conversation:
         first = not reply.started
         frames = self._engine.synthesize(sentence, self.rate, utterance.turn, first_audio=first,
                                          stop=reply.stop,
-                                         length_scale=self.variant.length_scale)
+                                         length_scale=self.variant.length_scale,
+                                         voice=self.variant.voice)
         synthesis_s = time.monotonic() - started
         if reply.stop.is_set() or not frames or not self._verdict(utterance, reply):
             return
@@ -716,6 +717,6 @@ class Conversation:
         if reply.interrupted_at is None and not reply.started:
             fallback = Reply(self._sink)
             fallback.speak(self._engine.persona.phrases["fallback"],
-                           self._engine.phrase("fallback", self.rate))
+                           self._phrase("fallback"))
             self._reply = fallback
         return "fallback"

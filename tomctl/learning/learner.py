@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any, Callable
 
+import gevent
 import numpy as np
 
 from tomctl.errors import ConfigError
@@ -161,17 +162,12 @@ class Learner:
     def learn(self) -> dict:
         """Replay the logged calls: score each again with the current weights (stored),
         rebuild the posteriors from them (the same state however often it runs), and
-        estimate each variant's reward from the logged shares (IPS)."""
+        estimate each variant's reward from the logged shares (IPS). The replay runs in a
+        worker thread: months of calls must not hold up the calls in progress."""
         calls, _ = self._store.learning_log()
-        rescored, log_entries = 0, []
-        for call in calls:
-            signals = Signals(**json.loads(call["signals"])) if call["signals"] else None
-            score = reward(signals, self._weights) if signals else call["reward"]
-            if signals is not None and abs(score - call["reward"]) > 1e-9:
-                self._store.call_scored(call["id"], dataclasses.asdict(signals), score)
-                rescored += 1
-            shares = json.loads(call["shares"]) if call["shares"] else {call["variant"]: 1.0}
-            log_entries.append(evaluation.Logged(call["variant"], shares, score))
+        rescored, log_entries = gevent.get_hub().threadpool.apply(
+            _replay, (calls, self._weights))
+        self._store.calls_rescored(rescored)
         self.start()
         estimates = {}
         for ident in self.arms:
@@ -180,8 +176,8 @@ class Learner:
                                 "ips_interval": [round(v, 4) for v in found.ips_interval],
                                 "snips": round(found.snips, 4),
                                 "snips_interval": [round(v, 4) for v in found.snips_interval]}
-        event(log, "learned", calls=len(calls), rescored=rescored)
-        return {"calls": len(calls), "rescored": rescored, "variants": self.table(),
+        event(log, "learned", calls=len(calls), rescored=len(rescored))
+        return {"calls": len(calls), "rescored": len(rescored), "variants": self.table(),
                 "estimates": estimates}
 
     # -- what tomctl variants shows -----------------------------------------------------------
@@ -205,3 +201,18 @@ class Learner:
                          "pinned": arm.id == self.pinned,
                          "overrides": self.variants[arm.id].overrides()})
         return rows
+
+
+def _replay(calls: list[dict], weights: Weights) -> tuple[list[tuple[str, float]],
+                                                           list[evaluation.Logged]]:
+    """(calls whose reward the weights change, with the new one; the log to evaluate)."""
+    rescored, entries = [], []
+    for call in calls:
+        score = call["reward"]
+        if call["signals"]:
+            score = reward(Signals(**json.loads(call["signals"])), weights)
+            if abs(score - call["reward"]) > 1e-9:
+                rescored.append((call["id"], score))
+        shares = json.loads(call["shares"]) if call["shares"] else {call["variant"]: 1.0}
+        entries.append(evaluation.Logged(call["variant"], shares, score))
+    return rescored, entries

@@ -8,6 +8,7 @@
     id = "brief"
     description = "A shorter greeting, a slightly faster pace."
     greeting = "Hi, {assistant_name} here, the automated assistant of {business_name}."
+    voice = "/opt/voices/en_US-amy-medium.onnx"   # a Piper voice, its .onnx.json beside it
     length_scale = 0.9        # Piper's pace: below 1 faster
     temperature = 0.5         # the LLM's
     turn_ask_after_ms = 160   # end-of-turn timing
@@ -22,13 +23,13 @@ runs ``base`` alone.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-import tomllib
 from typing import Any
 
-from tomctl.config import PersonaSettings
+from tomctl.config import PersonaSettings, read_toml
 from tomctl.errors import ConfigError
-from tomctl.speech.persona import discloses_automation
+from tomctl.speech.persona import discloses_automation, fill
 
 BASE = "base"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -44,6 +45,7 @@ class Variant:
     description: str = ""
     greeting: str | None = None
     system_prompt: str | None = None
+    voice: str | None = None
     length_scale: float | None = None
     temperature: float | None = None
     turn_ask_after_ms: int | None = None
@@ -58,21 +60,21 @@ class Variant:
 DEFAULT = (Variant(BASE, "The bundled persona and settings."),)
 
 
-def variant_greeting(variant: Variant) -> str:
-    """The engine's name for a variant's own greeting, synthesised at start."""
-    return f"greeting:{variant.id}"
+def speaks_its_own(variant: Variant) -> bool:
+    """A variant whose fixed phrases sound different from the base's (its voice or pace),
+    so they are synthesised for it at start."""
+    return bool(variant.greeting or variant.voice or variant.length_scale is not None)
+
+
+def phrase_name(phrase: str, variant: Variant) -> str:
+    """The engine's name for ``phrase`` as ``variant`` says it."""
+    return f"{phrase}:{variant.id}" if speaks_its_own(variant) else phrase
 
 
 def load(path: str, persona: PersonaSettings) -> tuple[Variant, ...]:
     if not path:
         return DEFAULT
-    try:
-        with open(path, "rb") as source:
-            data = tomllib.load(source)
-    except OSError as exc:
-        raise ConfigError(f"TOM_VARIANTS_FILE: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"TOM_VARIANTS_FILE: {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "TOM_VARIANTS_FILE")
     entries = data.get("variant")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[variant]] tables")
@@ -108,6 +110,8 @@ def _variant(path: str, number: int, entry: Any, persona: PersonaSettings) -> Va
     for name in TEXTS:
         if name in entry:
             values[name] = _text(where, name, entry[name], persona)
+    if "voice" in entry:
+        values["voice"] = _voice(where, entry["voice"])
     if "greeting" in values and persona.ai_disclosure and not discloses_automation(
             values["greeting"], persona.language):
         raise ConfigError(f"{where}: greeting must tell callers they talk to an automated "
@@ -123,12 +127,16 @@ def _variant(path: str, number: int, entry: Any, persona: PersonaSettings) -> Va
     return Variant(**values)
 
 
+def _voice(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.endswith(".onnx"):
+        raise ConfigError(f"{where}: voice must be the path of a Piper .onnx file")
+    path = os.path.expanduser(value)
+    if not os.path.isfile(path) or not os.path.isfile(f"{path}.json"):
+        raise ConfigError(f"{where}: voice {path} and {path}.json are both needed")
+    return path
+
+
 def _text(where: str, name: str, value: Any, persona: PersonaSettings) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: {name} must be a non-empty string")
-    try:
-        return value.format(assistant_name=persona.assistant_name,
-                            business_name=persona.business_name).strip()
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{where}: {name} has a bad placeholder {exc}; only "
-                          "{assistant_name} and {business_name} are known") from None
+    return fill(value, persona, f"{where}: {name}")

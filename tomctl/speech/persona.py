@@ -34,12 +34,14 @@ class Persona:
     phrases: dict[str, str]
 
 
-def _fill(template: str, settings: PersonaSettings, source: Path) -> str:
+def fill(template: str, settings: PersonaSettings, where: object) -> str:
+    """``template`` with the assistant's and the business's names; ``where`` (a file, a
+    variant) is named if a placeholder is unknown."""
     try:
         return template.format(assistant_name=settings.assistant_name,
                                business_name=settings.business_name).strip()
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(f"{source}: bad placeholder {exc}; only {{assistant_name}} and "
+        raise ConfigError(f"{where}: bad placeholder {exc}; only {{assistant_name}} and "
                           "{business_name} are known") from None
 
 
@@ -57,8 +59,8 @@ def load_persona(settings: PersonaSettings) -> Persona:
     missing = [name for name in PHRASES if not isinstance(phrases.get(name), str)]
     if missing:
         raise ConfigError(f"TOM_PROMPT_DIR: {phrases_file} lacks the phrases {missing}")
-    persona = Persona(settings.language, _fill(system, settings, system_file),
-                      {name: _fill(phrases[name], settings, phrases_file) for name in PHRASES})
+    persona = Persona(settings.language, fill(system, settings, system_file),
+                      {name: fill(phrases[name], settings, phrases_file) for name in PHRASES})
     if settings.ai_disclosure and not discloses_automation(persona.phrases["greeting"],
                                                            settings.language):
         raise ConfigError(f"{phrases_file}: the greeting must tell callers they talk to an "

@@ -51,7 +51,7 @@ class PiperTextToSpeech:
     def __init__(self, voice_path: Path, use_cuda: bool, thread_choices: list[int]) -> None:
         self.voice_path = voice_path
         self.use_cuda = use_cuda
-        self._thread_choices = thread_choices
+        self.thread_choices = thread_choices
         self._voice = None
         self._voices: dict[int, object] = {}   # one ONNX session per thread count
 
@@ -66,7 +66,7 @@ class PiperTextToSpeech:
                 Path(f"{self.voice_path}.json").read_text(encoding="utf-8")))
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda \
                 else ["CPUExecutionProvider"]
-            for threads in self._thread_choices:
+            for threads in self.thread_choices:
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
@@ -81,7 +81,7 @@ class PiperTextToSpeech:
                                                    session=_ShrinkingSession(session),
                                                    espeak_data_dir=Path(ESPEAK_DATA_DIR),
                                                    download_dir=self.voice_path.parent)
-            self._voice = self._voices[self._thread_choices[0]]
+            self._voice = self._voices[self.thread_choices[0]]
         except Exception as exc:  # json, onnxruntime and piper each raise their own errors
             raise ModelError(f"Piper voice {self.voice_path} could not be loaded "
                              f"(TOM_TTS_VOICE): {exc}") from exc

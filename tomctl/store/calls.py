@@ -134,6 +134,13 @@ class CallStore:
         self._write(lambda db: db["calls"].update(
             call_id, {"signals": json.dumps(signals), "reward": reward}))
 
+    def calls_rescored(self, rewards: list[tuple[str, float]]) -> None:
+        """New rewards for many calls (tomctl learn), in one transaction."""
+        if rewards:
+            self._write(lambda db: db.conn.executemany(
+                "update calls set reward = ? where id = ?",
+                [(score, call_id) for call_id, score in rewards]))
+
     def feedback(self, call_id: str, kind: str, value: int) -> None:
         """A caller's rating (kind ``rating``, 1-5, or ``thumbs``, 1 or 5): no words with it,
         and the caller only as the call's hash."""

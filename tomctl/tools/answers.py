@@ -98,7 +98,10 @@ def parts_answer(lookup: Lookup, parts: Sequence[Part], language: str,
     same_car = [part for part in parts if (part.make, part.model, part.year_from,
                                            part.year_to) == (first.make, first.model,
                                                              first.year_from, first.year_to)]
-    said = list({_name(part, language): part for part in same_car}.values())[:MAX_PARTS_SAID]
+    first_of_each: dict[str, Part] = {}         # the first (in stock first) of each name
+    for part in same_car:
+        first_of_each.setdefault(_name(part, language), part)
+    said = list(first_of_each.values())[:MAX_PARTS_SAID]
     years = (f"{first.year_from}" if first.year_from == first.year_to
              else f"{first.year_from} to {first.year_to}")
     car = f"{first.make} {first.model}"

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import tomllib
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tomctl.config import read_toml
 from tomctl.errors import ConfigError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -68,13 +68,7 @@ class Shop:
 
 
 def load(path: str) -> Shop:
-    try:
-        with open(path, "rb") as source:
-            data = tomllib.load(source)
-    except OSError as exc:
-        raise ConfigError(f"TOM_SHOP_FILE: cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"TOM_SHOP_FILE: {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "TOM_SHOP_FILE")
 
     def text(field: str) -> str:
         value = data.get(field)
