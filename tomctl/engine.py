@@ -139,9 +139,7 @@ class Engine:
         for ticket in warming:
             ticket.get(run_timeout_s=60)
         for name, text in self.persona.phrases.items():
-            for rate in SUPPORTED_RATES:
-                self._phrases[(name, rate)] = self.synthesize(text, rate,
-                                                              Turn(time.monotonic()))
+            self.add_phrase(name, text)
 
     def messages(self, history: list[Message], user_text: str, facts: str = "",
                  system_prompt: str | None = None) -> list[Message]:
@@ -244,7 +242,7 @@ class Engine:
 
     def add_phrase(self, name: str, text: str, length_scale: float | None = None,
                    voice: str | None = None) -> None:
-        """Synthesise a phrase (as a variant says it) at every rate, once, before calls use
+        """Synthesise a phrase (a variant's too: its voice, its pace) at every rate, before calls use
         it; ``phrase(name, rate)`` then says it."""
         for rate in SUPPORTED_RATES:
             self._phrases[(name, rate)] = self.synthesize(text, rate, Turn(time.monotonic()),

@@ -169,15 +169,15 @@ class CallController:
         self._consent_asked = True
         event(log, "consent_asked", call=self._uuid)
 
-    def _consent_timed_out(self, now: float) -> bool:
-        """No answer: the line quiet for TOM_CONSENT_TIMEOUT_S since the question ended
+    def _quiet_for(self, now: float, seconds: float) -> bool:
+        """No answer to TOM's question: the line quiet for ``seconds`` since it ended
         (counted from when it has been heard, however late the audio ran)."""
         if not self._conversation.idle:
             self._quiet_since = None
             return False
         if self._quiet_since is None:
             self._quiet_since = now
-        return now - self._quiet_since >= self._services.recording.consent_timeout_s
+        return now - self._quiet_since >= seconds
 
     def _consent_answered(self, given: bool, how: str) -> None:
         self._consent_asked = False
@@ -334,7 +334,8 @@ class CallController:
     def _check_clocks(self, now: float) -> None:
         if now - self._started >= self._settings.max_call_s:
             raise Ending("goodbye", "maximum call length")
-        if self._consent_asked and self._consent_timed_out(now):
+        if self._consent_asked and self._quiet_for(now,
+                                                   self._services.recording.consent_timeout_s):
             self._consent_answered(False, "silence")
         if self._digits and now - self._digit_at >= KEYPAD_PAUSE_S:
             self._submit_digits()
@@ -384,15 +385,10 @@ class CallController:
         timeout_s = self._services.learning.feedback_timeout_s
         self._quiet_since = None
         while True:
-            now = time.monotonic()
-            if conversation.idle:
-                self._quiet_since = self._quiet_since or now
-                if now - self._quiet_since >= timeout_s:
-                    self._metrics.feedback.labels(kind="none").inc()
-                    event(log, "rating_answered", call=self._uuid, rating=None)
-                    return
-            else:
-                self._quiet_since = None
+            if self._quiet_for(time.monotonic(), timeout_s):
+                self._metrics.feedback.labels(kind="none").inc()
+                event(log, "rating_answered", call=self._uuid, rating=None)
+                return
             try:
                 item = self._inbox.get(timeout=TICK_S)
             except gevent.queue.Empty:

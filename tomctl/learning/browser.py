@@ -32,12 +32,13 @@ class BrowserLearning:
         self._store.call_variant(session_id, variant.id, shares)
         event(log, "variant_chosen", call=session_id, variant=variant.id,
               share=round(shares[variant.id], 3), source="browser")
-        return BrowserSession(self, session_id, variant)
+        return BrowserSession(self._learner, self._store, self._metrics, session_id, variant)
 
 
 class BrowserSession:
-    def __init__(self, owner: BrowserLearning, session_id: str, variant: Any) -> None:
-        self._owner = owner
+    def __init__(self, learner: Any, store: Any, metrics: Any, session_id: str,
+                 variant: Any) -> None:
+        self._learner, self._store, self._metrics = learner, store, metrics
         self.id = session_id
         self.variant = variant
         self._started = time.monotonic()
@@ -60,12 +61,12 @@ class BrowserSession:
         if self._rating is not None:
             return
         self._rating = 5 if up else 1
-        self._owner._store.feedback(self.id, "thumbs", self._rating)
-        self._owner._metrics.feedback.labels(kind="thumbs").inc()
+        self._store.feedback(self.id, "thumbs", self._rating)
+        self._metrics.feedback.labels(kind="thumbs").inc()
         event(log, "rating_answered", call=self.id, rating=self._rating, source="browser")
 
     def end(self, own_record: bool) -> None:
         if own_record:
-            self._owner._store.call_ended(self.id, time.time(), "browser", "", self._turns)
-        self._owner._learner.finished(self.id, self.variant.id, Signals(
+            self._store.call_ended(self.id, time.time(), "browser", "", self._turns)
+        self._learner.finished(self.id, self.variant.id, Signals(
             rating=self._rating, duration_s=time.monotonic() - self._started, **self._counts))

@@ -63,11 +63,15 @@ class Learner:
         posterior from the store."""
         loaded = self.load() if loaded is None else loaded
         calls, states = self._store.learning_log()
+        self._rebuild(loaded, [(call["variant"], call["reward"]) for call in calls], states)
+
+    def _rebuild(self, loaded: tuple[Variant, ...], scored: list[tuple[str, float]],
+                 states: list[dict]) -> None:
         self.variants = {v.id: v for v in loaded}
         arms = {ident: Arm(ident) for ident in self.variants}
-        for call in calls:
-            if call["variant"] in arms:         # a variant since removed from the file: gone
-                arms[call["variant"]].update(call["reward"])
+        for ident, score in scored:
+            if ident in arms:                   # a variant since removed from the file: gone
+                arms[ident].update(score)
         self.pinned = ""
         for row in states:
             if row["variant"] in arms:
@@ -77,7 +81,7 @@ class Learner:
         self.arms = arms
         self._export()
         event(log, "variants_loaded", variants=sorted(arms), pinned=self.pinned or None,
-              scored_calls=len(calls))
+              scored_calls=len(scored))
 
     def reload(self, prepare: Callable[[tuple[Variant, ...]], None] = lambda loaded: None
                ) -> None:
@@ -164,11 +168,11 @@ class Learner:
         rebuild the posteriors from them (the same state however often it runs), and
         estimate each variant's reward from the logged shares (IPS). The replay runs in a
         worker thread: months of calls must not hold up the calls in progress."""
-        calls, _ = self._store.learning_log()
+        calls, states = self._store.learning_log()
         rescored, log_entries = gevent.get_hub().threadpool.apply(
             _replay, (calls, self._weights))
         self._store.calls_rescored(rescored)
-        self.start()
+        self._rebuild(self.load(), [(e.variant, e.reward) for e in log_entries], states)
         estimates = {}
         for ident in self.arms:
             found = evaluation.estimate(log_entries, ident)

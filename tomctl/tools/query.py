@@ -78,10 +78,6 @@ class Lookup:
     asks_for_item: bool = False        # a request for something, known or not
 
     @property
-    def vehicle(self) -> str:
-        return " ".join(str(part) for part in (self.make, self.model, self.year or "") if part)
-
-    @property
     def empty(self) -> bool:
         return not (self.part_words or self.order_number or self.asks_about_order
                     or self.facts or self.asks_for_item)
