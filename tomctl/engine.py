@@ -242,8 +242,8 @@ class Engine:
 
     def add_phrase(self, name: str, text: str, length_scale: float | None = None,
                    voice: str | None = None) -> None:
-        """Synthesise a phrase (a variant's too: its voice, its pace) at every rate, before calls use
-        it; ``phrase(name, rate)`` then says it."""
+        """Synthesise a phrase (a variant's in its voice and pace) at every rate, before
+        calls use it; ``phrase(name, rate)`` then says it."""
         for rate in SUPPORTED_RATES:
             self._phrases[(name, rate)] = self.synthesize(text, rate, Turn(time.monotonic()),
                                                           first_audio=False,
