@@ -12,7 +12,6 @@ import time
 import wave
 
 import gevent
-import gevent.events
 import pytest
 from gevent import socket
 
@@ -34,24 +33,11 @@ VARYING = ("Core-UUID", "Event-Date-", "Event-Sequence", "Unique-ID", "Channel-C
 # Not modelled: set on leg B by `uuid_send_dtmf B` in s1/s2 (see testkit/fakes/__init__.py).
 UNMODELLED = {"variable_last_dtmf_duration"}
 
-_blocked: list[str] = []
-
-
-def _watch(event) -> None:
-    if isinstance(event, gevent.events.EventLoopBlocked):
-        stack = "".join(event.info).split("Greenlets")[0]
-        if "/testkit/fakes/" in stack:
-            _blocked.append(stack)
-
-
-gevent.events.subscribers.append(_watch)
-
-
 @pytest.fixture(autouse=True)
-def fake_never_blocks_hub():
-    del _blocked[:]
+def fake_never_blocks_hub(hub_never_blocked):
     yield
-    assert not _blocked, "the fake blocked the hub:\n" + _blocked[0]
+    blocked = [stack for stack in hub_never_blocked if "/testkit/fakes/" in stack]
+    assert not blocked, "the fake blocked the hub:\n" + blocked[0]
 
 
 @pytest.fixture
