@@ -70,7 +70,8 @@ class Soak:
         self.switch.start()
         environ["TOM_FS_PORT"] = str(self.switch.esl_port)
         self.process, ready = start_serve(environ, timeout_s=300)
-        gevent.spawn(drain_log, self.process, "")
+        self.log_path = os.path.join(state, "tom.log")
+        gevent.spawn(drain_log, self.process, self.log_path)
         self.switch.tom_address = ("127.0.0.1", ready["esl_port"])
         self.admin_port = ready["admin_port"]
         self.gateway = ("127.0.0.1", int(ready["page"].rsplit(":", 1)[1].strip("/")))
@@ -279,9 +280,16 @@ class Soak:
         exited_s = time.monotonic() - started
         while self.busy:
             gevent.sleep(0.1)
-        return {"sessions_in_progress": in_progress, "exit_status": code,
-                "exited_after_s": round(exited_s, 1),
-                "calls_failed": self.calls["failed"] - failed_before}
+        result = {"sessions_in_progress": in_progress, "exit_status": code,
+                  "exited_after_s": round(exited_s, 1),
+                  "calls_failed": self.calls["failed"] - failed_before}
+        if code != 0:
+            result["log_tail"] = self.log_tail()
+        return result
+
+    def log_tail(self, lines: int = 40) -> list[str]:
+        with open(self.log_path, errors="replace") as log:
+            return [line.rstrip("\n") for line in log.readlines()[-lines:]]
 
     def close(self) -> None:
         self.stopped = True
@@ -362,8 +370,19 @@ def run(minutes: float, concurrency: int, window_minutes: float, faults: bool) -
         growth["rss_percent_after_first_window"] < RSS_GROWTH_MAX * 100
         and growth["open_fds"] <= 0 and growth["greenlets"] <= 0
         and growth["media_ports_in_use"] <= 0
-        and drift is not None and drift <= E2E_DRIFT_MAX * 100 and failed == 0)
+        and drift is not None and drift <= E2E_DRIFT_MAX * 100 and failed == 0
+        and _faults_held(fault_results))
     return result
+
+
+def _faults_held(results: dict) -> bool:
+    """Each fault's outcome as the issue asks for it (an empty dict: none were run)."""
+    restart = results.get("freeswitch_restart", {"link_back_within_2_s": True})
+    writes = results.get("writes_fail", {"earlier_records_kept": True})
+    sigterm = results.get("sigterm", {"exit_status": 0})
+    return bool(restart["link_back_within_2_s"] and restart.get("calls_failed_after", 0) == 0
+                and writes["earlier_records_kept"] and writes.get("calls_failed", 0) == 0
+                and sigterm["exit_status"] == 0 and sigterm.get("calls_failed", 0) == 0)
 
 
 def main() -> int:

@@ -15,6 +15,7 @@ from tomctl.health import Selfcheck
 from tomctl.listeners import Listeners, bind_all
 from tomctl.logs import event
 from tomctl.loop_lag import LoopLag
+from tomctl.memory import Trimmer
 from tomctl.privacy import NumberHasher
 from tomctl.recording import retention
 from tomctl.recording.recorder import BrowserRecordings, RecordingWriter
@@ -58,12 +59,14 @@ class Service:
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)
+        self.trimmer = Trimmer()
 
     def start(self, listeners: Listeners | None = None) -> None:
         """The engine must be started; prompts are written before the first call can come.
         ``listeners``: the ports, bound before the models were loaded (tomctl serve)."""
         listeners = listeners or bind_all(self.settings)
         self.loop_lag.start()
+        self.trimmer.start()
         self.store.start()
         variants = self.learner.load()
         self._prepare_variants(variants)
@@ -91,6 +94,7 @@ class Service:
             self.recorder.close()
         self.store.close()
         self.loop_lag.stop()
+        self.trimmer.stop()
 
     def reload_variants(self) -> None:
         """SIGHUP: the variants file again, for new calls; running calls keep theirs."""

@@ -9,7 +9,7 @@ import signal
 import gevent
 import gevent.event
 
-from tomctl import config, logs
+from tomctl import config, logs, memory
 from tomctl.engine import Engine
 from tomctl.listeners import bind_all
 from tomctl.logs import event
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config.load()
     logs.configure(settings.log)
     listeners = bind_all(settings)       # a port in use stops us before the slow part
+    memory.limit_arenas()                # before the models' threads first allocate
     engine = Engine(settings, Metrics())
     stop = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

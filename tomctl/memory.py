@@ -1,0 +1,61 @@
+"""glibc's allocator, told how a long-running TOM wants it to behave.
+
+glibc gives each thread that allocates its own arena, up to eight per core. TOM's model
+threads (Whisper, llama.cpp, Piper, the worker pool) each churn through their own, and
+memory freed in one arena cannot serve another, so a service that runs for days keeps
+growing without leaking. Fewer arenas share their free memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import gevent
+
+M_ARENA_MAX = -8          # mallopt's parameter number, from glibc's malloc.h
+ARENAS = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    libc = ctypes.CDLL(name)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Cap the arenas; only threads that have not allocated yet are affected, so call it
+    before the models start. False where the C library is not glibc."""
+    libc = _libc()
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, arenas) == 1)
+
+
+def give_back() -> bool:
+    """Return every arena's free pages to the system (it holds each arena's lock for a
+    moment: call it from a worker thread)."""
+    libc = _libc()
+    return bool(libc is not None and libc.malloc_trim(0))
+
+
+class Trimmer:
+    """Gives free memory back once a minute, from a worker thread: a service that is
+    never idle still returns what a burst of long answers left behind."""
+
+    INTERVAL_S = 60.0
+
+    def __init__(self) -> None:
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+
+    def _run(self) -> None:
+        while True:
+            gevent.sleep(self.INTERVAL_S)
+            gevent.get_hub().threadpool.spawn(give_back).get()
