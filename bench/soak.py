@@ -69,8 +69,10 @@ class Soak:
         self.switch = FakeSwitch(tom_address=("127.0.0.1", 1), fallback_extension="operator")
         self.switch.start()
         environ["TOM_FS_PORT"] = str(self.switch.esl_port)
-        self.process, ready = start_serve(environ, timeout_s=300)
         self.log_path = os.path.join(state, "tom.log")
+        self.stderr_path = os.path.join(state, "tom.stderr")
+        with open(self.stderr_path, "wb") as stderr:
+            self.process, ready = start_serve(environ, timeout_s=300, stderr=stderr)
         gevent.spawn(drain_log, self.process, self.log_path)
         self.switch.tom_address = ("127.0.0.1", ready["esl_port"])
         self.admin_port = ready["admin_port"]
@@ -284,12 +286,9 @@ class Soak:
                   "exited_after_s": round(exited_s, 1),
                   "calls_failed": self.calls["failed"] - failed_before}
         if code != 0:
-            result["log_tail"] = self.log_tail()
+            result["log_tail"] = _tail(self.log_path)
+            result["stderr_tail"] = _tail(self.stderr_path)
         return result
-
-    def log_tail(self, lines: int = 40) -> list[str]:
-        with open(self.log_path, errors="replace") as log:
-            return [line.rstrip("\n") for line in log.readlines()[-lines:]]
 
     def close(self) -> None:
         self.stopped = True
@@ -298,6 +297,11 @@ class Soak:
             self.process.terminate()
             self.process.wait(timeout=120)
         self.switch.stop()
+
+
+def _tail(path: str, lines: int = 40) -> list[str]:
+    with open(path, errors="replace") as text:
+        return [line.rstrip("\n") for line in text.readlines()[-lines:]]
 
 
 def _stream(client: Client, audio: bytes) -> None:

@@ -9,12 +9,14 @@ import gevent
 import gevent.subprocess
 
 
-def start_serve(environ: dict, timeout_s: float = 180) -> tuple[gevent.subprocess.Popen, dict]:
-    """Start `tomctl serve`; return the process and its `ready` log entry (JSON logs)."""
+def start_serve(environ: dict, timeout_s: float = 180,
+                stderr=gevent.subprocess.DEVNULL) -> tuple[gevent.subprocess.Popen, dict]:
+    """Start `tomctl serve`; return the process and its `ready` log entry (JSON logs).
+    ``stderr``: where what is not a log entry goes (a traceback, a library's warning)."""
     process = gevent.subprocess.Popen([sys.executable, "-m", "tomctl", "serve"],
                                       env={**environ, "TOM_LOG_FORMAT": "json"},
                                       stdout=gevent.subprocess.PIPE,
-                                      stderr=gevent.subprocess.DEVNULL)
+                                      stderr=stderr)
     with gevent.Timeout(timeout_s, AssertionError("tomctl serve did not log ready")):
         for line in process.stdout:
             entry = json.loads(line)
