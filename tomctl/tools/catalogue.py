@@ -210,10 +210,11 @@ class Catalogue:
         if make:
             sql += " and make = ? collate nocase"
             args.append(make)
-        if model:       # "Golf" is also every "Golf 7" and "Golf VII"
-            sql += " and (model = ? collate nocase or model like ? escape '\\')"
-            args += [model, model.replace("\\", "\\\\").replace("%", "\\%")
-                     .replace("_", "\\_") + " %"]
+        if model:
+            # "Golf" is also every "Golf 7" and "Golf VII": the models from "golf" up to
+            # "golf!" ("!" sorts right after the space), a range the index can serve.
+            sql += " and model >= ? collate nocase and model < ? collate nocase"
+            args += [model, model + "!"]
         if year:
             sql += " and ? between year_from and year_to"
             args.append(year)
