@@ -39,23 +39,10 @@ def give_back() -> bool:
     return bool(libc is not None and libc.malloc_trim(0))
 
 
-class Trimmer:
-    """Gives free memory back once a minute, from a worker thread: a service that is
-    never idle still returns what a burst of long answers left behind."""
-
-    INTERVAL_S = 60.0
-
-    def __init__(self) -> None:
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._run)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-
-    def _run(self) -> None:
-        while True:
-            gevent.sleep(self.INTERVAL_S)
-            gevent.get_hub().threadpool.spawn(give_back).get()
+def give_back_every(interval_s: float) -> None:
+    """Run forever (in a greenlet): every ``interval_s``, give free memory back from a
+    worker thread, so that a service that is never idle still returns what a burst of long
+    answers left behind."""
+    while True:
+        gevent.sleep(interval_s)
+        gevent.get_hub().threadpool.spawn(give_back).get()

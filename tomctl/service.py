@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
+import gevent
+
+from tomctl import memory
 from tomctl.admin import AdminServer
 from tomctl.call.controller import CallController, CallServices
 from tomctl.call.registry import CallRegistry
@@ -15,7 +18,6 @@ from tomctl.health import Selfcheck
 from tomctl.listeners import Listeners, bind_all
 from tomctl.logs import event
 from tomctl.loop_lag import LoopLag
-from tomctl.memory import Trimmer
 from tomctl.privacy import NumberHasher
 from tomctl.recording import retention
 from tomctl.recording.recorder import BrowserRecordings, RecordingWriter
@@ -30,6 +32,8 @@ from tomctl.learning.variants import phrase_name, speaks_its_own
 from tomctl.tools import hub as tool_hub
 
 log = logging.getLogger(__name__)
+
+GIVE_BACK_EVERY_S = 60.0         # fragmentation builds up over minutes, not seconds
 
 
 class Service:
@@ -59,14 +63,14 @@ class Service:
         self.selfcheck = Selfcheck(self)
         self.admin = AdminServer(settings.admin.host, settings.admin.port, self)
         self.loop_lag = LoopLag(engine.metrics)
-        self.trimmer = Trimmer()
+        self._giving_back: gevent.Greenlet | None = None
 
     def start(self, listeners: Listeners | None = None) -> None:
         """The engine must be started; prompts are written before the first call can come.
         ``listeners``: the ports, bound before the models were loaded (tomctl serve)."""
         listeners = listeners or bind_all(self.settings)
         self.loop_lag.start()
-        self.trimmer.start()
+        self._giving_back = gevent.spawn(memory.give_back_every, GIVE_BACK_EVERY_S)
         self.store.start()
         variants = self.learner.load()
         self._prepare_variants(variants)
@@ -94,7 +98,8 @@ class Service:
             self.recorder.close()
         self.store.close()
         self.loop_lag.stop()
-        self.trimmer.stop()
+        if self._giving_back is not None:
+            self._giving_back.kill(block=False)
 
     def reload_variants(self) -> None:
         """SIGHUP: the variants file again, for new calls; running calls keep theirs."""
