@@ -144,13 +144,13 @@ class _Intake(connection.BrowserConnection):
 
 
 def gateway_websocket(data: bytes) -> None:
-    """A client's WebSocket bytes after the handshake (an auth message, JSON events, audio,
-    pings, fragments, junk): BrowserConnection.run ends with a close code, never with an
+    """A client's WebSocket bytes after the handshake (an auth message, JSON events such as
+    interrupt and feedback, audio, pings, fragments, junk): BrowserConnection.run ends with a close code, never with an
     exception."""
     fdp = atheris.FuzzedDataProvider(data)
     stream = b""
     for _ in range(fdp.ConsumeIntInRange(0, 6)):
-        kind = fdp.ConsumeIntInRange(0, 5)
+        kind = fdp.ConsumeIntInRange(0, 6)
         if kind == 0:
             claims = {"aud": fdp.PickValueInList(["tom-gateway", "x"]), "iat": int(time.time()),
                       "exp": int(time.time()) + fdp.ConsumeIntInRange(-100, 600),
@@ -168,6 +168,12 @@ def gateway_websocket(data: bytes) -> None:
         elif kind == 4:     # any opcode, reserved ones too; masked or not
             stream += _frame(fdp.ConsumeIntInRange(0, 15), fdp.ConsumeBytes(32),
                              fdp.ConsumeBool(), fdp.ConsumeBool())
+        elif kind == 5:     # the events a page sends, with any value
+            value = fdp.PickValueInList(["up", "down", fdp.ConsumeUnicodeNoSurrogates(8),
+                                         fdp.ConsumeInt(4), None, [], {}])
+            message = json.dumps({"type": fdp.PickValueInList(["interrupt", "feedback", ""]),
+                                  "value": value})
+            stream += _frame(TEXT, message.encode())
         else:
             stream += fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 64))
     stream += fdp.ConsumeBytes(fdp.remaining_bytes())
