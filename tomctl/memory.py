@@ -9,7 +9,7 @@ growing without leaking. Fewer arenas share their free memory.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 
 import gevent
 
@@ -17,11 +17,11 @@ M_ARENA_MAX = -8          # mallopt's parameter number, from glibc's malloc.h
 ARENAS = 2
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name)
+    # The symbols already loaded into the process: no library search (find_library runs
+    # ldconfig) each time memory is given back.
+    libc = ctypes.CDLL(None)
     return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
@@ -45,4 +45,4 @@ def give_back_every(interval_s: float) -> None:
     answers left behind."""
     while True:
         gevent.sleep(interval_s)
-        gevent.get_hub().threadpool.spawn(give_back).get()
+        gevent.get_hub().threadpool.apply(give_back)

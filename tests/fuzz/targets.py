@@ -145,8 +145,8 @@ class _Intake(connection.BrowserConnection):
 
 def gateway_websocket(data: bytes) -> None:
     """A client's WebSocket bytes after the handshake (an auth message, JSON events such as
-    interrupt and feedback, audio, pings, fragments, junk): BrowserConnection.run ends with a close code, never with an
-    exception."""
+    interrupt and feedback, audio, pings, fragments, junk): BrowserConnection.run ends
+    with a close code, never with an exception."""
     fdp = atheris.FuzzedDataProvider(data)
     stream = b""
     for _ in range(fdp.ConsumeIntInRange(0, 6)):
