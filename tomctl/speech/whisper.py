@@ -143,10 +143,9 @@ class WhisperSpeechToText:
         try:
             features = self._model.feature_extractor(audio)
             frames = window_frames(len(audio), self._min_window_ms)
-            prompt = self._prompt_for(hint)
-            result = self._decode(features, frames, len(audio), prompt)
+            result = self._decode(features, frames, len(audio), hint)
             if frames < _FULL_WINDOW_FRAMES and repeats_itself(result.text):
-                result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio), prompt)
+                result = self._decode(features, _FULL_WINDOW_FRAMES, len(audio), hint)
         except (RuntimeError, ValueError) as exc:
             raise SpeechToTextError(f"transcription failed: {exc}") from exc
         reason = drop_reason(result.text, result.no_speech_prob, result.avg_logprob,
@@ -154,10 +153,21 @@ class WhisperSpeechToText:
         return dataclasses.replace(result, text="" if reason else result.text, dropped=reason)
 
     def _decode(self, features: np.ndarray, frames: int, samples: int,
-                prompt: list[int]) -> Transcript:
+                hint: str) -> Transcript:
         from faster_whisper.audio import pad_or_trim
 
         encoded = self._model.encode(pad_or_trim(features, frames))
+        result = self._generate(encoded, frames, samples, self._prompt_for(hint))
+        if hint and result.avg_logprob < _MIN_AVG_LOGPROB:
+            # The hint pulls words the caller did not say towards the catalogue's ("Where
+            # are you located?" heard as "Wear a Toyota", a question cut to "The"): a decode
+            # Whisper itself doubts is made again without it, and the likelier one is kept.
+            unhinted = self._generate(encoded, frames, samples, self._prompt)
+            if unhinted.avg_logprob > result.avg_logprob:
+                result = unhinted
+        return result
+
+    def _generate(self, encoded, frames: int, samples: int, prompt: list[int]) -> Transcript:
         max_new = int(samples / 16000 * _TOKENS_PER_SECOND) + 12
         result = self._model.model.generate(
             encoded, [prompt], beam_size=1, return_scores=True,
