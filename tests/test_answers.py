@@ -77,6 +77,34 @@ def test_nothing_found_is_said_plainly_and_offers_a_colleague():
     assert "euro" not in answers.parts_answer(lookup, [], "de", "EUR").text.lower()
 
 
+def test_a_year_alone_is_not_named_as_a_car():
+    lookup = Lookup(year=2016, asks_for_item=True)
+    assert answers.parts_answer(lookup, [], "en", "EUR").text.startswith(
+        "Sorry, we do not have that in our catalogue.")
+
+
+@pytest.mark.parametrize("found, language, said", [
+    ([part("spark plugs", "12.50")], "en",
+     ["Not for 2008, but for other years.",
+      "For the Volkswagen Golf 7 from 2012 to 2019: Demoparts spark plugs for 12 euros 50, "
+      "in stock."]),
+    ([part("spark plugs", "12.50", model="Golf 7"),
+      part("spark plugs", "14.00", model="Golf 7", years=(2020, 2024))], "en",
+     ["Not for 2008, but for other years.",
+      "We have Demoparts spark plugs for several cars.",
+      "They cost from 12 euros 50 to 14 euros.", "Which year is your car?"]),
+    ([part("spark plugs", "12.50", de="Demoparts Zündkerzen")], "de",
+     ["Nicht für 2008, aber für andere Baujahre.",
+      "Für den Volkswagen Golf 7 von 2012 bis 2019: Demoparts Zündkerzen für 12 Euro 50, "
+      "auf Lager."]),
+])
+def test_a_part_there_for_other_years_says_which(found, language, said):
+    lookup = Lookup(make="Volkswagen", model="Golf 7", year=2008, part_words=("spark",),
+                    asks_for_item=True)
+    answer = answers.other_years_answer(lookup, found, language, "EUR")
+    assert (answer.kind, answer.sentences()) == ("other_years", said)
+
+
 @pytest.mark.parametrize("at, language", [(dt.time(8), "en"), (dt.time(13, 30), "en"),
                                           (dt.time(12), "en"), (dt.time(0), "en"),
                                           (dt.time(13, 30), "de"), (dt.time.max, "en")])

@@ -77,6 +77,8 @@ def counted(metrics, name, tool, source):
     ("en", "Do you have a turbocharger for a VW Golf 7?", "catalogue", "not_found"),
     ("en", "Do you sell flux capacitors?", "catalogue", "not_found"),
     ("en", "I'd like to order an oil filter for a 2018 Ford Focus", "catalogue", "parts"),
+    # the demo Focus is from 2011 on: a year it is not for (misheard, or misremembered)
+    ("en", "Do you have spark plugs for a Ford Focus from 2008?", "catalogue", "other_years"),
     ("en", "Are you open on Saturday?", "shop", "hours"),
     ("en", "Where are you located?", "shop", "address"),
     ("en", "Where is my order 47110?", "orders", "order"),

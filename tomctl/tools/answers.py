@@ -36,7 +36,7 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ])")
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    kind: str         # parts, ask_vehicle, not_found, hours, address, returns, order,
+    kind: str         # parts, other_years, ask_vehicle, not_found, hours, address, returns, order,
     text: str         # no_order, ask_order_number, unknown, failed
     failed: bool = False
 
@@ -74,7 +74,9 @@ def parts_answer(lookup: Lookup, parts: Sequence[Part], language: str,
     if not en:
         car = car.replace(" from ", " von ")
     if not parts:
-        where = (f" for the {car}" if en else f" für den {car}") if car else ""
+        # A year alone is no car to name ("for the 2016").
+        where = "" if not (lookup.make or lookup.model) else \
+            f" for the {car}" if en else f" für den {car}"
         text = (f"Sorry, we do not have that{where} in our catalogue."
                 if en else f"Das haben wir{where} leider nicht im Katalog.")
         return Answer("not_found", f"{text} {_colleague(language)}")
@@ -116,6 +118,17 @@ def parts_answer(lookup: Lookup, parts: Sequence[Part], language: str,
                      f"Für den {car} von {years}: {_offer(said[0], language, currency)}."]
         sentences += [f"Und {_offer(part, language, currency)}." for part in said[1:]]
     return Answer("parts", " ".join(sentences))
+
+
+def other_years_answer(lookup: Lookup, parts: Sequence[Part], language: str,
+                       currency: str) -> Answer:
+    """The part is there for the car, but not for the year said: a caller misremembers a
+    year, or Whisper mishears one ("2008" for "2018"), so the years it is for are said."""
+    found = parts_answer(dataclasses.replace(lookup, year=0), parts, language, currency)
+    opening = (f"Not for {lookup.year}, but for other years." if _en(language)
+               else f"Nicht für {lookup.year}, aber für andere Baujahre.")
+    rest = found.sentences()[1:] if found.kind == "parts" else found.sentences()
+    return Answer("other_years", " ".join([opening, *rest]))
 
 
 def ask_part(lookup: Lookup, language: str) -> Answer:

@@ -71,6 +71,11 @@ class CatalogueTool:
     def run(self, lookup: Lookup, language: str) -> Answer:
         parts = self._catalogue.find(list(lookup.part_words), lookup.make, lookup.model,
                                      lookup.year, limit=PARTS_LIMIT)
+        if not parts and lookup.year and (lookup.make or lookup.model):
+            other = self._catalogue.find(list(lookup.part_words), lookup.make, lookup.model,
+                                         limit=PARTS_LIMIT)
+            if other:
+                return answers.other_years_answer(lookup, other, language, self._currency)
         return answers.parts_answer(lookup, parts, language, self._currency)
 
 

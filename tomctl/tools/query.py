@@ -47,8 +47,11 @@ DAY_WORDS = {
 # A request for an item ("do you have", "ich brauche"): with no catalogue word in it, the
 # answer is "we don't have that", never a part the LLM makes up.
 REQUESTS = {
-    "en": r"\b(do you (have|sell|stock|carry)|have you got|(i|we) need|looking for|"
-          r"how much (is|are|does|do)|what does .+ cost|price (of|for)|in stock)\b(?P<rest>.*)",
+    # Whisper often drops a question's first word ("You have a turbocharger?", "Who you
+    # have..."): "you have a" opening a sentence is the same question.
+    "en": r"(\b(do you (have|sell|stock|carry)|have you got|(i|we) need|looking for|"
+          r"how much (is|are|does|do)|what does .+ cost|price (of|for)|in stock)\b"
+          r"|(^|[.?!]\s*)(who )?you (have|sell|stock|carry) (?=(a|an|any|some)\b))(?P<rest>.*)",
     "de": r"\b(haben sie|hätten sie|führen sie|verkaufen sie|ich brauche|wir brauchen|"
           r"ich suche|was kostet|was kosten|wie viel kostet|gibt es)\b(?P<rest>.*)",
 }
@@ -151,6 +154,8 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
             if f" {name} " in padded and plain(known) in vocabulary.makes:
                 make = vocabulary.makes[plain(known)]
                 break
+    if make and not model:
+        model = _misheard_model(flat, make, vocabulary)
     years = _YEAR.findall(said)
     order_numbers = [n for n in _ORDER_NUMBER.findall(said) if n not in years]
     words = tuple(dict.fromkeys(
@@ -167,6 +172,33 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
                   asks_about_order=bool(re.search(ORDER_WORDS[language], lowered)),
                   facts=facts, day=day,
                   asks_for_item=bool(words) or _asks_for_item(lowered, language))
+
+
+def _misheard_model(flat: str, make: str, vocabulary: Vocabulary) -> str:
+    """A model of the named make that one of the words misses by one letter ("Toyota
+    Corola", "Renault Megan"), as Whisper spells names it does not know; empty if none.
+    Only long names, and only the make's own: "civil" is no Civic without a Honda."""
+    for word in flat.split():
+        if len(word) < 5:
+            continue
+        for name, key in vocabulary.models.items():
+            known_make, model = key.split("\t")
+            if known_make == make and len(name) >= 5 and " " not in name \
+                    and _one_edit_apart(word, name):
+                return model
+    return ""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """True if ``a`` becomes ``b`` by changing, adding or removing one letter."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
 
 
 def _asks_for_item(lowered: str, language: str) -> bool:
