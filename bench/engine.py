@@ -17,7 +17,10 @@ history is trimmed and primed again. Prints p50/p95 in milliseconds:
   llm_max_step     the longest wait for the LLM's next event in any turn (max)
   hub_max_block    longest time the gevent hub could not run a ready greenlet (max)
   failed_turns     turns without a reply_done within 20 s
-  slowest_turns    the three turns with the largest e2e, with TOM's own stage timings
+  slowest_turns    the three turns with the largest e2e, with TOM's own stage timings and
+                   when the turn was judged over (end_of_turn_ms, after the caller's last
+                   audible sample), after how many questions to the end-of-turn model and
+                   its last answer
   cpu_steal_percent  CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
 """
 
@@ -108,8 +111,18 @@ def run(turns: int, rate: int) -> dict:
                 samples["e2e"].append((answer[0] - end_at) * 1000)
                 done = call.log[max(i for i, (kind, _) in enumerate(call.log)
                                     if kind == "reply_done")][1]
-                per_turn.append({"turn": number, "e2e_ms": round(samples["e2e"][-1], 1),
-                                 **{k: round(v, 1) for k, v in done["latencies"].items()}})
+                ends = [(at, data) for (kind, data), at in zip(call.log[seen:],
+                                                                call.log_at[seen:])
+                        if kind == "end_of_turn"]
+                decided = {} if not ends else {
+                    "end_of_turn_ms": round((ends[-1][0] - end_at) * 1000, 1),
+                    "asks": ends[-1][1]["asks"], "probability": ends[-1][1]["probability"]}
+                # TOM's own e2e (from the sample it took for the last audible one) is kept
+                # apart from the caller's.
+                per_turn.append({**{("tom_" + k if k == "e2e_ms" else k): round(v, 1)
+                                    for k, v in done["latencies"].items()},
+                                 "turn": number, "e2e_ms": round(samples["e2e"][-1], 1),
+                                 **decided})
             barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
                         if kind == "barge_in"]
             if barge_at:
