@@ -36,8 +36,8 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ])")
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
-    kind: str         # parts, other_years, ask_vehicle, not_found, hours, address, returns, order,
-    text: str         # no_order, ask_order_number, unknown, failed
+    kind: str         # parts, other_years, ask_vehicle, not_found, hours, address, returns,
+    text: str         # order, no_order, ask_order_number, unknown, failed
     failed: bool = False
 
     def sentences(self) -> list[str]:
