@@ -49,6 +49,12 @@ def test_the_policy(silence_ms, evidence, expected):
     ("Mein Auto ist ein, äh", "de", True),
     ("Haben Sie Bremsbeläge für den Golf?", "de", False),
     ("Wann haben Sie am Samstag geöffnet?", "de", False),
+    # a sentence ending on a number ends on it, not on the word before
+    ("I need an oil filter for a Honda Civic from 2015.", "en", False),
+    ("My order number is 4711", "en", False),
+    ("Do you have brake pads for a Golf 7?", "en", False),
+    ("Brauche ich die Teile für 2016", "de", False),
+    ("I need 2 and", "en", True),
 ])
 def test_words_that_cannot_end_a_sentence(text, language, expected):
     assert unfinished(text, language) is expected

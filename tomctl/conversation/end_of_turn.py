@@ -58,7 +58,8 @@ _PREPOSITIONS = {
     "de": {"für", "von", "bei", "zum", "zur", "im", "am", "vom", "über"},
 }
 _STRANDING = {"en": {"what", "which", "who", "whom", "where"}, "de": set()}
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Numbers are words here: "a Civic from 2015." ends on the year, not on "from".
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def unfinished(text: str, language: str) -> bool:
