@@ -29,6 +29,7 @@ import random
 import sys
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -48,8 +49,7 @@ from tomctl.tools.demo_catalogue import PARTS, VEHICLES, rows  # noqa: E402
 TARGET_P95_MS = 20.0
 RATE = 8000
 SNR_DB = 30
-SHOP_FILE = str(Path(__file__).resolve().parent.parent / "tomctl" / "tools" / "data"
-                / "shop.toml")
+SHOP_FILE = str(resources.files("tomctl.tools").joinpath("data") / "shop.toml")
 TURN_QUESTIONS = [
     "Do you have brake pads for a VW Golf 7?",
     "I need an oil filter for a Honda Civic from 2015.",
