@@ -9,7 +9,7 @@ import pytest
 gevent.config.monitor_thread = True
 gevent.config.max_blocking_time = 0.05
 
-from tomctl import config  # noqa: E402
+from tomctl import config, memory  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
 from tomctl.metrics import Metrics  # noqa: E402
 
@@ -69,5 +69,6 @@ def engine():
                             if key == "TOM_DEVICE"})
     engine = Engine(settings, Metrics())
     engine.start()
+    memory.freeze_startup_objects()      # as `tomctl serve` does once its models are loaded
     yield engine
     engine.close()

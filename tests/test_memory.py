@@ -2,6 +2,8 @@
 
 import ctypes
 import ctypes.util
+import subprocess
+import sys
 import threading
 
 from tomctl import memory
@@ -46,3 +48,21 @@ def test_give_back_returns_the_free_pages_of_a_fragmented_heap():
     thread.join()
     assert result["gave_back"]
     assert result["before"] - result["after"] > 100, result
+
+
+def test_startup_objects_stay_out_of_the_collectors_later_passes():
+    # In a process of its own: freezing is for the whole process, and for good.
+    script = (
+        "import gc\n"
+        "from tomctl import memory\n"
+        "class Model: pass\n"
+        "loaded = [Model() for _ in range(1000)]\n"
+        "frozen = memory.freeze_startup_objects()\n"
+        "later = [Model() for _ in range(10)]\n"
+        "walked = sum(isinstance(o, Model) for o in gc.get_objects())\n"
+        "print(frozen, walked)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    frozen, walked = map(int, done.stdout.split())
+    assert frozen >= 1000
+    assert walked == 10          # a full pass walks what came later, not what was loaded

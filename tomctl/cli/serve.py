@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     engine.start()
     service = Service(settings, engine)
     service.start(listeners)
+    memory.freeze_startup_objects()      # the models' objects, out of the collector's passes
     gevent.signal_handler(signal.SIGHUP, lambda: gevent.spawn(service.reload_variants))
     event(log, "ready", models={name: model.device for name, model in engine.models.items()},
           esl_port=service.listener.address[1], freeswitch_link=service.link.state,
