@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.harness import timed_answer  # noqa: E402
 from testkit.measure import StealMeter, percentiles  # noqa: E402
-from testkit.speech import espeak_say, piper_say, silence, with_noise  # noqa: E402
+from testkit.speech import espeak_say, on_the_line, piper_say  # noqa: E402
 from tomctl import config  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
 from tomctl.metrics import Metrics  # noqa: E402
@@ -194,8 +194,7 @@ class Checker:
 def say(engine: Engine, question: Question, voice: str) -> np.ndarray:
     audio = piper_say(engine, question.text, RATE) if voice == "piper" else \
         espeak_say(question.text, RATE, voice)
-    return with_noise(np.concatenate([silence(0.3, RATE), audio, silence(0.05, RATE)]),
-                      SNR_DB, seed=len(question.text))
+    return on_the_line(audio, RATE, SNR_DB, seed=len(question.text))
 
 
 def run(modes: list[str]) -> dict:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from testkit.harness import timed_answer  # noqa: E402
 from testkit.measure import StealMeter, percentiles  # noqa: E402
-from testkit.speech import piper_say, silence, with_noise  # noqa: E402
+from testkit.speech import on_the_line, piper_say  # noqa: E402
 from tomctl import config  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
 from tomctl.metrics import Metrics  # noqa: E402
@@ -106,8 +106,7 @@ def turn_cost(catalogue_path: str) -> dict:
     steal = StealMeter()
     e2e: dict[str, list[float]] = {mode: [] for mode in ("plain", "lookup", "lookup_llm")}
     tool_ms: list[float] = []
-    spoken = [with_noise(np.concatenate([silence(0.3, RATE), piper_say(engine, text, RATE),
-                                         silence(0.05, RATE)]), SNR_DB, seed=len(text))
+    spoken = [on_the_line(piper_say(engine, text, RATE), RATE, SNR_DB, seed=len(text))
               for text in TURN_QUESTIONS]
     for mode in e2e:
         # One mode at a time, after a turn not counted, as a service runs one mode.

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from testkit.harness import CallHarness, timed_answer  # noqa: E402
 from testkit.measure import StealMeter, percentiles  # noqa: E402
 from testkit.speech import (espeak_say, espeak_say_paused, noise_burst, piper_say,  # noqa: E402
-                            piper_say_paused, silence, with_noise, words)
+                            on_the_line, piper_say_paused, silence, with_noise, words)
 from tomctl import config  # noqa: E402
 from tomctl.audio.frames import resample  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
@@ -85,8 +85,7 @@ class Bench:
             audio = piper_say_paused(self.engine, text, self.rate, pause_s)
         else:
             audio = espeak_say_paused(text, self.rate, pause_s, voice)
-        return with_noise(np.concatenate([silence(0.3, self.rate), audio,
-                                          silence(0.05, self.rate)]), SNR_DB, seed=len(text))
+        return on_the_line(audio, self.rate, SNR_DB, seed=len(text))
 
     def utterance(self, audio: np.ndarray) -> dict:
         """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it."""

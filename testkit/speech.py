@@ -73,6 +73,13 @@ def silence(seconds: float, rate: int) -> np.ndarray:
     return np.zeros(int(seconds * rate), dtype=np.float32)
 
 
+def on_the_line(audio: np.ndarray, rate: int, snr_db: float, seed: int) -> np.ndarray:
+    """A caller's words as a call carries them: the line open 0.3 s before, 50 ms after,
+    with its noise."""
+    return with_noise(np.concatenate([silence(0.3, rate), audio, silence(0.05, rate)]),
+                      snr_db, seed=seed)
+
+
 def noise_burst(seconds: float, rate: int, level: float = 0.3, seed: int = 2) -> np.ndarray:
     return (np.random.default_rng(seed).normal(0, level, int(seconds * rate))).astype(np.float32)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from testkit.harness import CallHarness
-from testkit.speech import espeak_say, piper_say, silence, with_noise
+from testkit.speech import espeak_say, on_the_line, piper_say, silence
 from tests.leaks import wait_until
 from tests.phone import RATE, Phone, assert_nothing_left, pcm
 from tomctl import config
@@ -41,8 +41,7 @@ def test_the_catalogue_hint_does_not_turn_other_questions_into_its_names(
     # With the hint alone, tiny.en heard these (espeak-ng, 8 kHz) as "Wear a Toyota," and
     # "Open on Sunday,": a decode it doubts is made again without the hint.
     hint = Catalogue(catalogue_path).stt_hint("en")
-    audio = with_noise(np.concatenate([silence(0.3, RATE), espeak_say(said, RATE, "en-us"),
-                                       silence(0.05, RATE)]), 30, seed=len(said))
+    audio = on_the_line(espeak_say(said, RATE, "en-us"), RATE, 30, seed=len(said))
     heard = engine.finish_transcription(engine.transcribe_async(
         resample(audio, RATE, 16000), hint=hint))[0].text
     assert words <= set(heard.lower().strip(".,?!").replace(",", "").split()), heard
