@@ -150,8 +150,10 @@ def test_sigterm_takes_no_new_call_and_lets_the_current_ones_finish(tmp_path, dr
         process.terminate()
         stopping = _next_log_event(process, "stopping")
         assert (stopping["active_calls"], stopping["drain_s"]) == (1, drain_s)
-        late = switch.place_call(b"")               # after SIGTERM: not taken
-        assert late.wait_ended(timeout_s=10) and late.fell_back and late.commands == []
+        late = switch.place_call(b"")               # after SIGTERM: handed back at once
+        assert late.wait_ended(timeout_s=10) and late.fell_back and not late.stuck
+        assert [command.split("\n")[0] for command in late.commands] == ["connect"]
+        assert _next_log_event(process, "call_rejected")["reason"] == "stopping"
         assert process.poll() is None and not current.hung_up   # the call goes on
         heard = len(current.heard)
         assert current.wait_for(lambda: len(current.heard) > heard + 50, 10, "TOM speaking on")

@@ -285,9 +285,9 @@ class TelephonySettings:
         "still there; the same silence again ends the call with a goodbye.", _positive, "> 0")
     drain_s: float = setting(
         "TOM_DRAIN_S", 60.0,
-        "On SIGTERM, how long calls and browser sessions in progress may go on while no new "
-        "one is taken; calls still running then go to the dialplan fallback. systemd's "
-        "TimeoutStopSec must be longer.", _positive, "> 0")
+        "On SIGTERM, how long calls and browser sessions in progress may go on; a call "
+        "arriving meanwhile is handed straight back to the dialplan fallback, and calls still "
+        "running at the end go there too. systemd's TimeoutStopSec must be longer.", _positive, "> 0")
     max_call_s: int = setting("TOM_MAX_CALL_S", 900,
                               "Longest call; at the limit TOM says goodbye and hangs up.",
                               _positive, ">= 1")
