@@ -117,6 +117,12 @@ class Conversation:
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
         self._sure_barge_in_ms = turns.barge_in_sure_ms
         self._check: tuple | None = None      # (STT job, audio, turn) of words said over TOM
+        # Sound said over TOM that did not interrupt it, and when it ended: if the caller
+        # goes on and does interrupt, it was the start of what they are saying.
+        self._passed_over: tuple[np.ndarray, float] | None = None
+        # Words that interrupted TOM, the caller quiet since: (STT job, turn, when to answer
+        # them alone). Until then they wait in _unanswered for the caller to go on.
+        self._waiting_words: tuple[Any, Turn, float] | None = None
         self._min_utterance_ms = turns.min_utterance_ms
         v = self.variant
         self._policy = Policy(
@@ -183,6 +189,7 @@ class Conversation:
     def idle(self) -> bool:
         """Nobody is talking and nothing is waiting to be answered."""
         return (not self._answering and self._utterances.empty() and self._check is None
+                and self._unanswered is None
                 and self._phase() is ReplyPhase.IDLE
                 and self._detector.state is SpeechState.QUIET)
 
@@ -245,6 +252,7 @@ class Conversation:
             self._last_voice_sign_ms = self._audio_ms
         self._take_turn_decision(now)
         self._follow_check(now)
+        self._follow_waiting_words(now)
         self._follow_end_of_turn(now)
 
     def _note_audible(self, samples: np.ndarray, now: float) -> None:
@@ -361,6 +369,7 @@ class Conversation:
                                    detected.audio, turn)
                 else:
                     event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
+                    self._pass_over(detected.audio)
                 return
             audio = detected.audio
             if self._unanswered is not None:
@@ -381,16 +390,30 @@ class Conversation:
         if value is None or value[0].dropped or value[0].avg_logprob < SURE_WORDS_LOGPROB \
                 or is_backchannel(value[0].text, self._language):
             event(log, "backchannel_ignored", conversation=self.id)
+            self._pass_over(audio)
             return                     # TOM resumes with the next decision
         if self._phase() is ReplyPhase.SPEAKING:
             self._barge_in(now)
+        self._unanswered = self._with_passed_over(self._unanswered)
         if self._unanswered is not None:    # the caller went on with the turn TOM answered
             audio, ticket = np.concatenate([self._unanswered, audio]), None
-        if self._detector.state is not SpeechState.QUIET:
-            self._unanswered = audio        # still talking: these words begin that turn
+        # These words begin the caller's turn ("Wait, … I want …"): it ends by the usual
+        # rules if they go on, or after TOM_TURN_MAX_SILENCE_MS if they say no more.
+        self._unanswered = audio
+        if self._detector.state is SpeechState.QUIET:
+            self._waiting_words = (ticket, turn,
+                                   turn.speech_end_at + self._policy.max_silence_ms / 1000)
+
+    def _follow_waiting_words(self, now: float) -> None:
+        if self._waiting_words is None:
             return
-        self._unanswered = None
-        self._utterances.put(Utterance(audio, turn, ticket))
+        ticket, turn, due = self._waiting_words
+        if self._unanswered is None or self._detector.state is not SpeechState.QUIET:
+            self._waiting_words = None      # the caller went on: their turn carries the words
+        elif now >= due:
+            self._waiting_words = None
+            self._utterances.put(Utterance(self._unanswered, turn, ticket))
+            self._unanswered = None
 
     def _phase(self) -> ReplyPhase:
         reply = self._reply
@@ -442,12 +465,28 @@ class Conversation:
             self._on_event("restart")
         elif reply.history_entry is not None:
             self._prime()          # the history now says what the caller actually heard
+        if by_voice:
+            self._unanswered = self._with_passed_over(self._unanswered)
         if self._check is not None:
             # Words said over TOM a moment ago begin what the caller is saying now.
             audio = self._check[1]
             self._check = None
             self._unanswered = audio if self._unanswered is None else np.concatenate(
                 [self._unanswered, audio])
+
+    def _pass_over(self, audio: np.ndarray) -> None:
+        kept = self._with_passed_over(None)
+        self._passed_over = (audio if kept is None else np.concatenate([kept, audio]),
+                             self._last_audible_at)
+
+    def _with_passed_over(self, earlier: np.ndarray | None) -> np.ndarray | None:
+        """``earlier`` followed by the sound passed over while TOM spoke, if the caller's
+        current speech began within TOM_TURN_MAX_SILENCE_MS of its end (it is taken)."""
+        passed_over, self._passed_over = self._passed_over, None
+        if passed_over is None or \
+                self._speech_began_at - passed_over[1] > self._policy.max_silence_ms / 1000:
+            return earlier
+        return passed_over[0] if earlier is None else np.concatenate([earlier, passed_over[0]])
 
     def _went_on(self, reply: Reply) -> bool:
         """Did the caller, now speaking, go on with the turn ``reply`` answers? Yes if they
