@@ -1,5 +1,7 @@
 """The small pure parts of the phone path: port pairs, number hashing, media framing."""
 
+import gevent
+import gevent.socket
 import pytest
 
 from tomctl.privacy import CallerInfo, NumberHasher
@@ -33,3 +35,42 @@ def test_datagrams_of_any_size_become_20ms_frames():
     media._take(b"\x03" * 540)
     assert [len(f) for f in frames] == [320, 320, 320]
     assert frames[1] == b"\x02" * 100 + b"\x03" * 220
+
+
+def _receive_paced_frames(patience_s: float, count: int = 25) -> list[tuple[int, bytes]]:
+    """Frames sent every 20 ms over real UDP, as (hub loop iteration, frame) handed on."""
+    sender = gevent.socket.socket(gevent.socket.AF_INET, gevent.socket.SOCK_DGRAM)
+    sender.bind(("127.0.0.1", 0))
+    taken: list[tuple[int, bytes]] = []
+    loop = gevent.get_hub().loop
+    media = UnicastMedia("127.0.0.1", 0, *sender.getsockname(), 8000,
+                         lambda frame: taken.append((loop.iteration, frame)),
+                         lambda: patience_s)
+    media.start()
+    try:
+        address = media._sock.getsockname()
+        for n in range(count):
+            sender.sendto(bytes([n]) * 320, address)
+            gevent.sleep(0.02)
+        with gevent.Timeout(5, AssertionError(f"{len(taken)} of {count} frames arrived")):
+            while len(taken) < count:
+                gevent.sleep(0.02)
+    finally:
+        media.close()
+        sender.close()
+    return taken
+
+
+def test_a_resting_line_is_read_in_bursts_in_order():
+    # A listening call woke the hub for every 20 ms frame, and the wake-ups were most of
+    # what it cost. While the call rests, its frames wait in the socket and come in bursts.
+    taken = _receive_paced_frames(patience_s=0.1)
+    assert [frame[0] for _, frame in taken] == list(range(25))     # every frame, in order
+    wakes = {iteration for iteration, _ in taken}
+    assert len(wakes) <= 25 // 3, f"{len(wakes)} wake-ups for 25 frames"
+
+
+def test_a_line_that_does_not_rest_hands_on_each_frame_as_it_comes():
+    taken = _receive_paced_frames(patience_s=0.0)
+    assert [frame[0] for _, frame in taken] == list(range(25))
+    assert len({iteration for iteration, _ in taken}) > 25 // 3

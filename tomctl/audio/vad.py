@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tomctl.audio.energy import frame_rms
 from tomctl.errors import ModelError
 
 CHUNK_SAMPLES = 512
@@ -72,13 +73,18 @@ class VadStream:
         self._quiet_chunks = 0
         self.model_runs = 0
 
+    @property
+    def resting(self) -> bool:
+        """The line has been quiet long enough that quiet chunks skip the model."""
+        return self._quiet_chunks > SETTLE_CHUNKS
+
     def process(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Return (speech probability, chunk samples) for every complete chunk now available."""
         self._pending = np.concatenate([self._pending, samples])
         scored = []
         while len(self._pending) >= CHUNK_SAMPLES:
             chunk, self._pending = self._pending[:CHUNK_SAMPLES], self._pending[CHUNK_SAMPLES:]
-            quiet = float(np.sqrt(np.mean(np.square(chunk)))) < QUIET_RMS
+            quiet = frame_rms(chunk) < QUIET_RMS
             self._quiet_chunks = self._quiet_chunks + 1 if quiet else 0
             if self._quiet_chunks > SETTLE_CHUNKS:
                 self._context = chunk[-_CONTEXT_SAMPLES:]

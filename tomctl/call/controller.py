@@ -39,6 +39,7 @@ from tomctl.telephony.prompts import PromptSpool
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
+RESTING_READ_S = 0.1
 KEYPAD_PAUSE_S = 3.0            # digits typed without '#' count as one entry after this pause
 TRANSFER_DIGIT = "0"
 FAILED_TURNS_BEFORE_HANDOVER = 2
@@ -210,7 +211,8 @@ class CallController:
             self._ports = services.ports.take()
             media = UnicastMedia(self._settings.media_host, self._ports[1],
                                  self._settings.fs_media_host, self._ports[0], rate,
-                                 lambda frame: self._inbox.put(("audio", frame)))
+                                 lambda frame: self._inbox.put(("audio", frame)),
+                                 self._patience)
             try:
                 media.start()
                 break
@@ -231,6 +233,13 @@ class CallController:
                                           self._on_conversation_event, self._uuid,
                                           services.tools, self._variant)
         self._conversation.start()
+
+    def _patience(self) -> float:
+        """How long the caller's frames may wait in the socket: while the line rests, they
+        are read in bursts (waking for every 20 ms frame was most of a listening call's
+        cost); any sign of speech, or TOM speaking, and they are read one by one again."""
+        conversation = self._conversation
+        return RESTING_READ_S if conversation is not None and conversation.resting else 0.0
 
     def _on_conversation_event(self, kind: str, **data: Any) -> None:
         self._inbox.put(("conversation", kind, data))

@@ -57,14 +57,18 @@ class PortPool:
 
 
 class UnicastMedia:
-    """TOM's UDP socket for one call: caller frames in (to ``on_frame``), answer frames out."""
+    """TOM's UDP socket for one call: caller frames in (to ``on_frame``), answer frames out.
+    ``patience()`` says how long the caller's frames may wait before they are read: 0 while
+    anything is going on, longer while the call only listens to a quiet line."""
 
     def __init__(self, tom_host: str, tom_port: int, fs_host: str, fs_port: int, rate: int,
-                 on_frame: Callable[[bytes], None]) -> None:
+                 on_frame: Callable[[bytes], None],
+                 patience: Callable[[], float] = lambda: 0.0) -> None:
         self.tom_address = (tom_host, tom_port)
         self.fs_address = (fs_host, fs_port)
         self._frame_bytes = rate * FRAME_MS // 1000 * 2
         self._on_frame = on_frame
+        self._patience = patience      # how long frames may wait in the socket, now
         self._sock: gevent.socket.socket | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._partial = b""
@@ -100,13 +104,29 @@ class UnicastMedia:
     def _receive(self) -> None:
         assert self._sock is not None
         while True:
-            data, source = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
-            # Only FreeSWITCH's end of this call may speak: anything else on the port is
-            # ignored (a stray or spoofed packet must not become the caller's voice).
-            if source != self.fs_address or len(data) % 2:
-                self.dropped_datagrams += 1
+            wait_s = self._patience()
+            if wait_s <= 0:
+                self._accept(*self._sock.recvfrom(MAX_DATAGRAM_BYTES))
                 continue
-            self._take(data)
+            # The frames meanwhile queue in the socket (its kernel buffer holds seconds of
+            # them) and are read in one burst, in order: one wake-up instead of several.
+            gevent.sleep(wait_s)
+            self._sock.settimeout(0.0)
+            try:
+                while True:
+                    self._accept(*self._sock.recvfrom(MAX_DATAGRAM_BYTES))
+            except BlockingIOError:
+                pass
+            finally:
+                self._sock.settimeout(None)
+
+    def _accept(self, data: bytes, source: tuple) -> None:
+        # Only FreeSWITCH's end of this call may speak: anything else on the port is
+        # ignored (a stray or spoofed packet must not become the caller's voice).
+        if source != self.fs_address or len(data) % 2:
+            self.dropped_datagrams += 1
+            return
+        self._take(data)
 
     def _take(self, data: bytes) -> None:
         """Hand on whole 20 ms frames, whatever size the datagrams were."""
