@@ -323,20 +323,20 @@ def test_a_listening_word_lets_tom_go_on_and_a_no_stops_it(engine, said, cut_off
             assert len(call.heard) == call.sink.frames_queued   # the greeting went on to its end
 
 
-def test_only_a_quiet_idle_line_rests(engine):
-    # A resting call's audio is read in bursts (telephony/media.py); a caller who starts to
-    # speak, or TOM speaking (a barge-in must be heard at once), ends the rest.
+def test_a_call_is_idle_only_while_nobody_talks(engine):
+    # An idle call's audio is read in bursts (telephony/media.py): a caller who starts to
+    # speak, or TOM speaking (a barge-in must be heard at once), must end it.
     rate = 8000
     line = noise_burst(0.5, rate, level=0.001)             # -60 dBFS: a quiet phone line
     with CallHarness(engine, rate) as call:
         call.feed(line)
-        assert call.conversation.resting
+        assert call.conversation.idle
         call.conversation.say("greeting")
         call.feed(silence(0.1, rate))
-        assert not call.conversation.resting
+        assert not call.conversation.idle
         call.sink.clear()
         call.feed(line)
-        assert call.conversation.resting
+        assert call.conversation.idle
         speech = piper_say(engine, "Hello there, I have a question.", rate)
         call.feed(speech[:len(speech) // 2])
-        assert not call.conversation.resting
+        assert not call.conversation.idle

@@ -73,11 +73,6 @@ class VadStream:
         self._quiet_chunks = 0
         self.model_runs = 0
 
-    @property
-    def resting(self) -> bool:
-        """The line has been quiet long enough that quiet chunks skip the model."""
-        return self._quiet_chunks > SETTLE_CHUNKS
-
     def process(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Return (speech probability, chunk samples) for every complete chunk now available."""
         self._pending = np.concatenate([self._pending, samples])

@@ -39,7 +39,7 @@ from tomctl.telephony.prompts import PromptSpool
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
-RESTING_READ_S = 0.1
+IDLE_READ_S = 0.1
 KEYPAD_PAUSE_S = 3.0            # digits typed without '#' count as one entry after this pause
 TRANSFER_DIGIT = "0"
 FAILED_TURNS_BEFORE_HANDOVER = 2
@@ -235,11 +235,11 @@ class CallController:
         self._conversation.start()
 
     def _patience(self) -> float:
-        """How long the caller's frames may wait in the socket: while the line rests, they
-        are read in bursts (waking for every 20 ms frame was most of a listening call's
-        cost); any sign of speech, or TOM speaking, and they are read one by one again."""
+        """How long the caller's frames may wait in the socket: while the conversation is
+        idle they are read in bursts (waking for every 20 ms frame was most of a listening
+        call's cost); once the caller speaks, or TOM does, one by one again."""
         conversation = self._conversation
-        return RESTING_READ_S if conversation is not None and conversation.resting else 0.0
+        return IDLE_READ_S if conversation is not None and conversation.idle else 0.0
 
     def _on_conversation_event(self, kind: str, **data: Any) -> None:
         self._inbox.put(("conversation", kind, data))

@@ -193,12 +193,6 @@ class Conversation:
                 and self._phase() is ReplyPhase.IDLE
                 and self._detector.state is SpeechState.QUIET)
 
-    @property
-    def resting(self) -> bool:
-        """Idle on a quiet line: the caller's audio may be taken in bursts. Their first
-        words then reach TOM up to a burst late, which delays nothing they wait for."""
-        return self.idle and self._vad.resting and self._held_at is None
-
     def interrupt(self) -> None:
         """The caller asked TOM to stop (a button, not their voice)."""
         if self._phase() is ReplyPhase.SPEAKING:
