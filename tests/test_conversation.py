@@ -1,6 +1,8 @@
 """Conversations through the real bundled models, with speech generated in the tests."""
 
 import dataclasses
+import threading
+import time
 
 import gevent
 import gevent.event
@@ -12,6 +14,7 @@ from testkit.harness import CallHarness
 from testkit.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
                           word_error_rate, words)
 from tomctl.errors import LanguageModelError
+from tomctl.speech.scheduling import Turn
 from tomctl.speech.whisper import repeats_itself
 
 pytestmark = pytest.mark.timeout(120)
@@ -213,19 +216,26 @@ def test_a_pause_inside_the_question_withdraws_the_speculative_answer(engine):
     assert engine.metrics.turns.labels(outcome="withdrawn")._value.get() == withdrawn_before + 1
 
 
-class LateEngine:
-    """The real engine, whose LLM starts only once the caller has been told to hold on:
-    a machine too busy to answer within TOM_MAX_ANSWER_WAIT_S (0.5 s here)."""
+class HoldingEngine:
+    """The real engine, which tells a caller to hold on after TOM_MAX_ANSWER_WAIT_S = 0.5 s."""
 
     def __init__(self, engine) -> None:
         self._engine = engine
-        self._told = gevent.event.Event()
         self.settings = dataclasses.replace(
             engine.settings, turns=dataclasses.replace(engine.settings.turns,
                                                        max_answer_wait_s=0.5))
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
+
+
+class LateEngine(HoldingEngine):
+    """… and whose LLM starts only once the caller has been told to hold on: a machine too
+    busy to answer within TOM_MAX_ANSWER_WAIT_S."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self._told = gevent.event.Event()
 
     def phrase(self, name, rate):
         if name == "holding":
@@ -251,6 +261,46 @@ def test_a_late_answer_is_preceded_by_the_holding_phrase(engine):
         assert heard[:len(holding)] == holding and len(heard) > len(holding)
         assert call.conversation.history[-1]["content"] == done["text"]
     assert engine.metrics.holding_phrases._value.get() == before + 1
+
+
+class BusyMachine:
+    """Every CPU slot of the real engine taken by another caller's work until released."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._release = threading.Event()
+
+    def __enter__(self) -> "BusyMachine":
+        slots = self._engine.budget.slots
+        stages = (["tts"] * 2 + ["llm"] * slots)[:slots]
+        self._tickets = [self._engine.scheduler.submit(
+            stage, lambda running: self._release.wait(30), first_audio=True,
+            turn=Turn(time.monotonic())) for stage in stages]
+        gevent.wait([t.started for t in self._tickets], timeout=10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        for ticket in self._tickets:
+            ticket.get(run_timeout_s=10)
+
+
+def test_a_turn_after_a_withdrawn_guess_is_told_to_hold_on_while_the_machine_is_busy(engine):
+    # TOM guesses an answer in the pause after "Good morning." and the caller goes on. The
+    # guess's Whisper job waited for a slot behind other callers' work, and the turn loop
+    # with it: the question that followed got no holding phrase until the machine was free.
+    rate = 8000
+    withdrawn_before = engine.metrics.turns.labels(outcome="withdrawn")._value.get()
+    said = _audible(piper_say(engine, "Good morning.", rate))
+    asked = _audible(piper_say(engine, "Do you sell winter tyres?", rate))
+    with CallHarness(HoldingEngine(engine), rate) as call, BusyMachine(engine):
+        feeder = gevent.spawn(call.feed, np.concatenate(
+            [silence(0.3, rate), said, silence(0.6, rate), asked, silence(30, rate)]))
+        try:
+            call.wait_for("holding_phrase", timeout_s=10)
+        finally:
+            feeder.kill()
+    assert engine.metrics.turns.labels(outcome="withdrawn")._value.get() > withdrawn_before
 
 
 class HastyEngine:

@@ -162,7 +162,8 @@ import threading  # noqa: E402
 import gevent  # noqa: E402
 
 from tomctl.metrics import Metrics  # noqa: E402
-from tomctl.speech.scheduler import Scheduler  # noqa: E402
+from tomctl.speech.offload import StopFlag  # noqa: E402
+from tomctl.speech.scheduler import DROPPED, Scheduler  # noqa: E402
 
 
 def _scheduler(slots, **stages):
@@ -266,6 +267,32 @@ def test_time_in_the_queue_is_not_held_against_a_jobs_deadline():
         gevent.spawn_later(1.0, release.set)
         # Queued for 1 s, computing for a moment: a 0.5 s run deadline is met.
         assert queued.get(run_timeout_s=0.5, queue_timeout_s=10) == "heard"
+    finally:
+        release.set()
+        scheduler.close()
+
+
+def test_a_queued_job_whose_answer_was_given_up_is_dropped_at_once():
+    # A withdrawn speculation's Whisper job used to wait for a slot like any other, and its
+    # conversation waited with it: on a busy machine the next turn went seconds without a
+    # holding phrase.
+    scheduler = _scheduler(1, stt=1, llm=1)
+    release, ran = threading.Event(), []
+    try:
+        busy = scheduler.submit("llm", lambda r: release.wait(10), first_audio=True,
+                                turn=Turn(NOW))
+        busy.started.wait(timeout=10)
+        stop = StopFlag()
+        queued = scheduler.submit("stt", lambda r: ran.append("computed"), first_audio=True,
+                                  turn=Turn(NOW), stop=stop)
+        kept = scheduler.submit("stt", lambda r: "heard", first_audio=True, turn=Turn(NOW))
+        stop.set()
+        scheduler.drop_stopped()
+        assert queued.get(run_timeout_s=1, queue_timeout_s=1) is DROPPED
+        assert not release.is_set() and scheduler.stats()["waiting"] == 1
+        release.set()
+        assert kept.get(run_timeout_s=10) == "heard"
+        assert ran == []
     finally:
         release.set()
         scheduler.close()

@@ -25,7 +25,7 @@ from tomctl.metrics import Metrics
 from tomctl.speech import assets
 from tomctl.speech.llama import LlamaLanguageModel, Message
 from tomctl.speech.offload import StopFlag
-from tomctl.speech.scheduler import Running, Scheduler, Ticket
+from tomctl.speech.scheduler import DROPPED, Running, Scheduler, Ticket
 from tomctl.speech.scheduling import Budget, Turn, cpu_budget
 from tomctl.speech.persona import Persona, load_persona
 from tomctl.speech.piper import PiperTextToSpeech
@@ -164,12 +164,12 @@ class Engine:
             transcript = self.stt.transcribe(audio, hint)
             return transcript, time.monotonic() - started
 
-        return self.scheduler.submit("stt", work, first_audio=True, turn=turn)
+        return self.scheduler.submit("stt", work, first_audio=True, turn=turn, stop=stop)
 
     def finish_transcription(self, ticket: Ticket) -> tuple[Transcript | None, float]:
         """(transcript, seconds); (None, 0) for a job stopped before its turn came."""
         result = ticket.get(run_timeout_s=STT_TIMEOUT_S)
-        if result is None:
+        if result is None or result is DROPPED:
             return None, 0.0
         transcript, seconds = result
         self.metrics.stt_latency.observe(seconds)
@@ -200,8 +200,9 @@ class Engine:
             return tts.synthesize(text, rate, running.threads, length_scale)
 
         ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
-                                       max_slots=self._wide)
-        return ticket.get(run_timeout_s=TTS_TIMEOUT_S)
+                                       max_slots=self._wide, stop=stop)
+        frames = ticket.get(run_timeout_s=TTS_TIMEOUT_S)
+        return [] if frames is DROPPED else frames
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
                     emit: Callable[[str, object], None], turn: Turn | None = None,
@@ -219,8 +220,16 @@ class Engine:
             else:
                 emit("done", None)
 
-        return self.scheduler.submit("llm", work, first_audio=True, turn=turn,
-                                     max_slots=self._wide)
+        ticket = self.scheduler.submit("llm", work, first_audio=True, turn=turn,
+                                       max_slots=self._wide, stop=stop)
+        # Dropped before it computed, the completion says nothing: end it for its reader.
+        ticket.result.rawlink(lambda result: emit("done", None)
+                              if result.successful() and result.value is DROPPED else None)
+        return ticket
+
+    def drop_stopped(self) -> None:
+        """Queued work for answers given up is dropped now (see Scheduler.drop_stopped)."""
+        self.scheduler.drop_stopped()
 
     def prime(self, messages: list[Message], key: object = None,
               stop: StopFlag | None = None) -> None:
@@ -235,7 +244,8 @@ class Engine:
             except Exception:  # the thread boundary: priming is only an optimisation
                 event(log, "llm_prime_failed", level=logging.WARNING, exc_info=True)
 
-        self.scheduler.submit("llm", work, first_audio=False, turn=None, max_slots=self._wide)
+        self.scheduler.submit("llm", work, first_audio=False, turn=None, max_slots=self._wide,
+                              stop=stop)
 
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]

@@ -332,14 +332,21 @@ class Conversation:
                                        provisional=self._provisional))
 
     def _drop_speculation(self) -> None:
-        """The caller spoke again: the guess is stale. If it has not started, it never will."""
+        """The caller spoke again: the guess is stale. If it has not started, it never will,
+        and what it still has queued is dropped: this call's next turn must not wait
+        behind it (with its holding phrase not yet armed) while other callers' work runs."""
+        stale = self._speculation is not None or self._provisional is not None
         if self._speculation is not None:
             self._speculation_stop.set()
             self._speculation = None
         if self._provisional is not None:
             self._provisional.withdraw()
+            if self._reply is not None and self._reply.provisional is self._provisional:
+                self._reply.cancel()         # its answer will never be heard
             self._provisional = None
         self._asks, self._ask, self._probability = 0, None, None
+        if stale:
+            self._engine.drop_stopped()
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -444,6 +451,7 @@ class Conversation:
             if self._reply.holding_phrase:
                 self._sink.clear()       # the caller talks over "one moment, please"
             self._reply.cancel()
+            self._engine.drop_stopped()
             self._unanswered = self._reply.utterance_audio
             self._on_event("restart")
 
@@ -552,6 +560,8 @@ class Conversation:
             transcript, stt_s = engine.finish_transcription(job)
             if transcript is None:      # a speculation dropped while it waited for Whisper
                 return "withdrawn"
+        if utterance.provisional is not None and utterance.provisional.withdrawn:
+            return "withdrawn"
         if reply.stop.is_set():
             return "restarted"
         if transcript.dropped:

@@ -20,6 +20,7 @@ import gevent.event
 from tomctl.errors import PipelineError
 from tomctl.logs import event
 from tomctl.metrics import Metrics
+from tomctl.speech.offload import StopFlag
 from tomctl.speech.scheduling import (Budget, Job, Turn, dispatch, should_yield, slots_to_keep,
                                       urgency)
 
@@ -32,6 +33,11 @@ QUEUE_TIMEOUT_S = 120.0
 
 class SchedulerClosed(PipelineError):
     component = "pipeline"
+
+
+# The result of a job dropped before it computed: its answer was given up (a withdrawn
+# speculation, an interrupted reply) while it waited for a slot.
+DROPPED = object()
 
 
 class Running:
@@ -73,10 +79,11 @@ class Ticket:
 
 
 class _Entry:
-    __slots__ = ("job", "fn", "args", "ticket", "submitted_at", "go", "slots")
+    __slots__ = ("job", "fn", "args", "ticket", "stop", "submitted_at", "go", "slots")
 
-    def __init__(self, job: Job, fn: Callable[..., Any], args: tuple, ticket: Ticket) -> None:
-        self.job, self.fn, self.args, self.ticket = job, fn, args, ticket
+    def __init__(self, job: Job, fn: Callable[..., Any], args: tuple, ticket: Ticket,
+                 stop: StopFlag | None) -> None:
+        self.job, self.fn, self.args, self.ticket, self.stop = job, fn, args, ticket, stop
         self.submitted_at = time.monotonic()
         self.go = threading.Event()       # a yielded job: set when it may compute again
         self.slots = 0                    # CPU slots it computes in now
@@ -115,18 +122,26 @@ class Scheduler:
         gevent.get_hub().threadpool.apply(lambda: [t.start() for t in self._threads])
 
     def submit(self, stage: str, fn: Callable[..., Any], *args: Any, first_audio: bool,
-               turn: Turn | None, max_slots: int = 1) -> Ticket:
+               turn: Turn | None, max_slots: int = 1, stop: StopFlag | None = None) -> Ticket:
         """Queue ``fn(running, *args)`` for a thread of ``stage``; ``turn`` is None for
         background work; ``max_slots`` > 1 lets it compute wide when slots are left over.
-        Callable from the hub only."""
+        Once ``stop`` is set, the job is dropped if it has not started: its ticket's result
+        is DROPPED. Callable from the hub only."""
         ticket = Ticket()
         with self._lock:
             if self._closed:
                 raise SchedulerClosed("the engine is shut down")
             job = Job(stage, first_audio, turn, next(self._seq), max_slots=max_slots)
-            self._waiting.append(_Entry(job, fn, args, ticket))
+            self._waiting.append(_Entry(job, fn, args, ticket, stop))
             self._dispatch()
         return ticket
+
+    def drop_stopped(self) -> None:
+        """Drop now every waiting job whose stop flag is set. Call it from the hub after
+        giving an answer up: whoever waits for those jobs is released at once, instead of
+        when a slot comes free, which on a busy machine can take seconds."""
+        with self._lock:
+            self._drop_stopped()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -157,7 +172,18 @@ class Scheduler:
 
     # -- under the lock ---------------------------------------------------------------------
 
+    def _drop_stopped(self) -> None:
+        dropped = [e for e in self._waiting if e.stop is not None and e.stop.is_set()
+                   and not e.job.holds_worker]
+        if not dropped:
+            return
+        self._waiting = [e for e in self._waiting if e not in dropped]
+        for entry in dropped:
+            self._hand_back(entry.ticket.started.set)
+            self._hand_back(entry.ticket.result.set, DROPPED)
+
     def _dispatch(self) -> None:
+        self._drop_stopped()
         if self._free_slots == 0 or not self._waiting:
             return
         chosen = dispatch([e.job for e in self._waiting], self._idle, self._free_slots,
