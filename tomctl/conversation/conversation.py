@@ -202,6 +202,7 @@ class Conversation:
         """Stop what TOM is saying or about to say: the call is ending."""
         if self._reply is not None:
             self._reply.cancel()
+            self._engine.drop_stopped()
         self._sink.clear()
 
     def hear_text(self, text: str) -> None:
@@ -458,6 +459,7 @@ class Conversation:
     def _barge_in(self, now: float, by_voice: bool = True) -> None:
         reply = self._reply
         reply.interrupt()
+        self._engine.drop_stopped()
         # The caller stopped hearing TOM when the audio was held; that is the latency they felt.
         latency = self._hold_latency_s if self._held_at is not None else time.monotonic() - now
         self._held_at = None
