@@ -202,7 +202,6 @@ class Conversation:
         """Stop what TOM is saying or about to say: the call is ending."""
         if self._reply is not None:
             self._reply.cancel()
-            self._engine.drop_stopped()
         self._sink.clear()
 
     def hear_text(self, text: str) -> None:
@@ -218,7 +217,7 @@ class Conversation:
 
     def say(self, phrase: str) -> None:
         """Speak a pre-synthesised phrase (greeting, re-prompt) as an interruptible reply."""
-        reply = Reply(self._sink)
+        reply = Reply(self._sink, self._engine.drop_stopped)
         text = self.variant.greeting if phrase == "greeting" and self.variant.greeting \
             else self._engine.persona.phrases[phrase]
         reply.speak(text, self._phrase(phrase))
@@ -334,9 +333,9 @@ class Conversation:
 
     def _drop_speculation(self) -> None:
         """The caller spoke again: the guess is stale. If it has not started, it never will,
-        and what it still has queued is dropped: this call's next turn must not wait
-        behind it (with its holding phrase not yet armed) while other callers' work runs."""
-        stale = self._speculation is not None or self._provisional is not None
+        and the reply computing it stops, its queued work dropped at once: this call's next
+        turn must not wait behind it (its holding phrase not yet armed) while other callers'
+        work runs."""
         if self._speculation is not None:
             self._speculation_stop.set()
             self._speculation = None
@@ -346,8 +345,6 @@ class Conversation:
                 self._reply.cancel()         # its answer will never be heard
             self._provisional = None
         self._asks, self._ask, self._probability = 0, None, None
-        if stale:
-            self._engine.drop_stopped()
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -452,14 +449,12 @@ class Conversation:
             if self._reply.holding_phrase:
                 self._sink.clear()       # the caller talks over "one moment, please"
             self._reply.cancel()
-            self._engine.drop_stopped()
             self._unanswered = self._reply.utterance_audio
             self._on_event("restart")
 
     def _barge_in(self, now: float, by_voice: bool = True) -> None:
         reply = self._reply
         reply.interrupt()
-        self._engine.drop_stopped()
         # The caller stopped hearing TOM when the audio was held; that is the latency they felt.
         latency = self._hold_latency_s if self._held_at is not None else time.monotonic() - now
         self._held_at = None
@@ -529,7 +524,7 @@ class Conversation:
                 self._engine.metrics.record_turn("withdrawn")   # before it was even begun
                 continue
             self._answering = True
-            reply = Reply(self._sink)
+            reply = Reply(self._sink, self._engine.drop_stopped)
             reply.utterance_audio = utterance.audio
             reply.turn = utterance.turn
             reply.provisional = utterance.provisional
@@ -766,7 +761,7 @@ class Conversation:
         if reply.heard_text is not None:    # the turn is recorded with what was said
             self._publish_transcript(reply, reply.heard_text)
         if reply.interrupted_at is None and not reply.started:
-            fallback = Reply(self._sink)
+            fallback = Reply(self._sink, self._engine.drop_stopped)
             fallback.speak(self._engine.persona.phrases["fallback"],
                            self._phrase("fallback"))
             self._reply = fallback

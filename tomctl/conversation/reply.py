@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,8 +38,10 @@ def heard_text(spoken: Sequence[Spoken], position: int) -> str:
 
 
 class Reply:
-    def __init__(self, sink: AudioSink) -> None:
+    def __init__(self, sink: AudioSink, given_up: Callable[[], None] = lambda: None) -> None:
+        """``given_up`` is called once the reply has stopped: its queued work can go."""
         self._sink = sink
+        self._given_up = given_up
         self.stop = StopFlag()
         self.spoken: list[Spoken] = []
         self.interrupted_at: int | None = None   # sink position when the caller barged in
@@ -72,10 +74,12 @@ class Reply:
     def cancel(self) -> None:
         """Stop producing; nothing was played yet, so nothing is cleared."""
         self.stop.set()
+        self._given_up()
 
     def interrupt(self) -> None:
         """The caller barged in: stop producing, drop what is queued, remember what was heard."""
         self.stop.set()
+        self._given_up()
         self.interrupted_at = self._sink.position
         self._sink.clear()
         if self.history_entry is not None:
