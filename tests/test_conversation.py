@@ -344,6 +344,45 @@ def test_a_caller_who_goes_on_after_a_pause_loses_no_word(engine, hasty):
         assert word_error_rate(f"{first} {question}", answered) <= 0.3, answered
 
 
+class GoingOnEngine(HastyEngine):
+    """… whose first answer audio is ready only once the caller has gone on talking."""
+
+    def __init__(self, engine, going_on: gevent.event.Event) -> None:
+        super().__init__(engine)
+        self._going_on = going_on
+
+    def synthesize(self, *args, **kwargs):
+        frames = self._engine.synthesize(*args, **kwargs)
+        if kwargs.get("first_audio"):
+            self._going_on.wait(timeout=10)
+        return frames
+
+
+def test_an_answer_ready_while_the_caller_goes_on_is_never_heard(engine):
+    """TOM took the turn in the caller's pause, and its answer is ready the moment they
+    start again, before their sound is long enough to count as speech: not a frame of it
+    may reach them. The answer waits while they make a sound, and once it is speech the
+    whole turn is answered anew."""
+    rate = 8000
+    first, question = "Good morning.", "Do you sell winter tyres?"
+    said, asked = (_audible(piper_say(engine, text, rate)) for text in (first, question))
+    going_on = gevent.event.Event()
+    onset = int(0.06 * rate)
+    with CallHarness(GoingOnEngine(engine, going_on), rate) as call:
+        call.feed(np.concatenate([silence(0.3, rate), said, silence(0.6, rate)]))
+        fed = len(call.log)
+        call.feed(asked[:onset])
+        going_on.set()
+        call.feed(asked[onset:])
+        asked_until = time.monotonic()
+        call.wait_for("restart", 10, since=fed)
+        call.feed_until(silence(30, rate), "reply_done", 30, since=_index(call, "restart"))
+        assert call.feed_silence_until_idle(timeout_s=30)
+        assert call.heard and all(at >= asked_until for at, _ in call.heard)
+        (answered,) = _users(call)
+        assert words(answered)[:2] == ["good", "morning"], answered
+
+
 def _audible(audio):
     loud = np.flatnonzero(np.abs(audio) > 0.01)
     return audio[loud[0]:loud[-1] + 1]

@@ -23,6 +23,8 @@ POLICY = Policy(ask_after_ms=160, ask_every_ms=320, max_silence_ms=1500, complet
     (1500, Evidence(asks=1, pending=True), Step.END),                # a slow model: the bound
     (480, Evidence(asks=1, probability=0.9), Step.LISTEN),           # sure already: no re-ask
     (300, Evidence(asks=1, probability=0.9, text=""), Step.END),     # silence in words
+    # a sound since the ask (the caller going on, the VAD not sure yet): not now
+    (20, Evidence(asks=1, probability=0.9, text="Where is your shop?"), Step.LISTEN),
 ])
 def test_the_policy(silence_ms, evidence, expected):
     assert next_step(POLICY, silence_ms, evidence, "en") is expected

@@ -162,8 +162,12 @@ def test_a_very_long_utterance_is_cut():
     (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 40, Action.NONE),      # between syllables
     (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, True, 100, Action.RESUME),   # it was noise
     (ReplyPhase.SPEAKING, SpeechState.QUIET, 0, False, 100, Action.NONE),
-    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, False, 0, Action.NONE),
-    (ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 0, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, False, 0, Action.HOLD),  # going on?
+    (ReplyPhase.THINKING, SpeechState.SPEAKING, 100, True, 0, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 0, Action.HOLD),      # a loud frame
+    (ReplyPhase.THINKING, SpeechState.QUIET, 0, True, 40, Action.NONE),
+    (ReplyPhase.THINKING, SpeechState.QUIET, 0, True, 100, Action.RESUME),   # it was noise
+    (ReplyPhase.THINKING, SpeechState.QUIET, 0, False, 100, Action.NONE),
     (ReplyPhase.THINKING, SpeechState.SPEAKING, 250, False, 0, Action.RESTART),
     (ReplyPhase.IDLE, SpeechState.QUIET, 0, True, 0, Action.RESUME),
 ])

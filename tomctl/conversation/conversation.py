@@ -426,7 +426,7 @@ class Conversation:
             return ReplyPhase.IDLE
         if reply.provisional is not None and not reply.provisional.confirmed:
             return ReplyPhase.IDLE   # nothing has been said, and nothing will be if withdrawn
-        if not reply.started:
+        if not reply.heard:          # queued, perhaps, but held before its first frame
             return ReplyPhase.THINKING
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
 
@@ -446,9 +446,12 @@ class Conversation:
         elif action is Action.BARGE_IN:
             self._barge_in(now)
         elif action is Action.RESTART:
-            if self._reply.holding_phrase:
-                self._sink.clear()       # the caller talks over "one moment, please"
-            self._reply.cancel()
+            if self._reply.holding_phrase or self._reply.started:
+                self._sink.clear()       # "one moment, please", or an answer held unheard
+            self._reply.cancel()         # a hold ends with the next frame (idle: resume)
+            if self._reply.started:
+                self._reply.superseded = True
+                self._forget(self._reply)
             self._unanswered = self._reply.utterance_audio
             self._on_event("restart")
 

@@ -82,6 +82,10 @@ def unfinished(text: str, language: str) -> bool:
 def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: str) -> Step:
     if silence_ms >= policy.max_silence_ms:
         return Step.END
+    if silence_ms < policy.ask_after_ms:
+        # A sound again before the VAD has heard speech: the caller may be going on, and
+        # the model's answer is about a silence that has just ended.
+        return Step.LISTEN
     words_unfinished = evidence.text is not None and unfinished(evidence.text, language)
     if (evidence.probability is not None and evidence.probability >= policy.complete_threshold
             and evidence.text is not None and not words_unfinished):

@@ -67,6 +67,11 @@ class Reply:
         return bool(self.spoken)
 
     @property
+    def heard(self) -> bool:
+        """Has its first frame left for the caller? Until then it can go unheard."""
+        return self.started and self._sink.position > self.spoken[0].start
+
+    @property
     def playing(self) -> bool:
         return self.started and self.interrupted_at is None and \
             self._sink.position < self.spoken[-1].end

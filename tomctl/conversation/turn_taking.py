@@ -5,6 +5,8 @@ caller notices). Speech of TOM_BARGE_IN_SURE_MS interrupts it at once. Shorter s
 least TOM_BARGE_IN_MIN_SPEECH_MS keeps TOM holding until Whisper has heard what it was: a
 listening word ("mhm", "okay", "ja genau") lets TOM carry on where it stopped, anything else
 ("no", "stop", "wait") interrupts it. Noise shorter than that only pauses TOM briefly.
+An answer the caller has not heard a word of yet waits while they make a sound, and is
+dropped for the whole turn (a restart) once that sound is speech.
 """
 
 from __future__ import annotations
@@ -45,7 +47,11 @@ def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
     if phase is ReplyPhase.THINKING:
         if speech is not SpeechState.QUIET and speech_ms >= min_speech_ms:
             return Action.RESTART
-        return Action.NONE
+        # The caller may be going on after a pause: TOM's first word waits until it is
+        # quiet again, rather than being heard over them and cut off a moment later.
+        if talking:
+            return Action.NONE if held else Action.HOLD
+        return Action.RESUME if held and quiet_ms >= resume_after_ms else Action.NONE
     if speech is not SpeechState.QUIET and speech_ms >= sure_ms:
         return Action.BARGE_IN
     # Words, perhaps: hold on until they are known.
