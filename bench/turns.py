@@ -11,7 +11,7 @@ Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line n
                        TOM talked: a turn ended in the pause. Per pause and overall.
   e2e                  complete utterances: the caller's last audible sample to the first
                        answer frame sent, p50/p95 in ms
-  false_barge_in_rate  "mhm", "okay", "yeah", a cough or a noise burst while TOM speaks,
+  false_barge_in_rate  "hmm", "okay", "yeah", a cough or a noise burst while TOM speaks,
                        with TOM cut off (a barge-in), over all such sounds
   words_lost           over all cases: words the caller said that Whisper hears in the whole
                        utterance (given to it in one piece) but that are missing from the
@@ -127,7 +127,9 @@ def time_calls(obj, name: str) -> list[float]:
 
 def backchannel_sounds(engine: Engine, rate: int) -> dict[str, np.ndarray]:
     sounds = {}
-    for word in ("mhm", "okay", "yeah", "uh huh", "right"):
+    # A hum written "hmm": espeak's phonemizer, Piper's too, spells "mhm" out as the
+    # letters M-H-M ("em aitch em"), which no listener says.
+    for word in ("hmm", "okay", "yeah", "uh huh", "right"):
         sounds[f"{word}/piper"] = piper_say(engine, word.capitalize() + ".", rate)
         for voice in ("en-us", "en-gb"):
             sounds[f"{word}/{voice}"] = espeak_say(word, rate, voice)
