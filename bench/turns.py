@@ -13,10 +13,14 @@ Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line n
                        answer frame sent, p50/p95 in ms
   false_barge_in_rate  "hmm", "okay", "yeah", a cough or a noise burst while TOM speaks,
                        with TOM cut off (a barge-in), over all such sounds
-  words_lost           over all cases: words the caller said that Whisper hears in the whole
-                       utterance (given to it in one piece) but that are missing from the
-                       transcript TOM finally answered; a word Whisper mishears anyway is not
-                       TOM's to lose
+  words_lost           over all cases: words the caller said (timed by Whisper's word
+                       timestamps on the whole utterance) whose sound is nowhere in the audio
+                       TOM transcribed for the turn it answered (testkit/coverage.py)
+  sound_lost_ms        the caller's audible sound missing from that audio, in 60 ms pieces,
+                       whether or not a whole word went with it
+  words_heard_differently  words Whisper hears in the whole utterance (given to it in one
+                       piece) but not in the transcript TOM answered: the words lost, plus
+                       Whisper hearing the same sound differently in two cuts of the audio
   end_of_turn_model    Smart Turn questions per answered turn, and CPU ms per question
   cpu_steal_percent    CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
 """
@@ -35,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from testkit.coverage import WordClock, coverage  # noqa: E402
 from testkit.harness import CallHarness, timed_answer  # noqa: E402
 from testkit.measure import StealMeter, percentiles  # noqa: E402
 from testkit.speech import (espeak_say, espeak_say_paused, noise_burst, piper_say,  # noqa: E402
@@ -43,6 +48,7 @@ from tomctl import config  # noqa: E402
 from tomctl.audio.frames import resample  # noqa: E402
 from tomctl.engine import Engine  # noqa: E402
 from tomctl.metrics import Metrics  # noqa: E402
+from tomctl.speech import assets  # noqa: E402
 
 # A pause where no listener would take the turn: after a preposition, an article, "and".
 PAUSED = [
@@ -74,8 +80,11 @@ class Bench:
     def __init__(self, engine: Engine, rate: int) -> None:
         self.engine = engine
         self.rate = rate
+        self.clock = WordClock(assets.stt_model_dir(engine.settings.speech.stt_model))
         self.lost: list[dict] = []
         self.words_lost = 0
+        self.words_heard_differently = 0
+        self.sound_lost_ms = 0
 
     def say(self, voice: str, text: str, pause_s: float | None = None) -> np.ndarray:
         if pause_s is None:
@@ -91,13 +100,19 @@ class Bench:
         """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it."""
         return timed_answer(self.engine, audio, self.rate, SNR_DB)
 
-    def count_lost(self, audio: np.ndarray, said: str, heard: str, case: str) -> None:
-        whole = self.engine.transcribe(resample(audio, self.rate, 16000)).text
+    def count_lost(self, audio: np.ndarray, said: str, result: dict, case: str) -> None:
+        audio_16k = resample(audio, self.rate, 16000)
+        heard = result["transcript"]
+        whole = self.engine.transcribe(audio_16k).text
         audible = collections.Counter(words(said)) & collections.Counter(words(whole))
-        missing = audible - collections.Counter(words(heard))
-        if missing:
-            self.words_lost += sum(missing.values())
-            self.lost.append({"case": case, "whole": whole, "answered": heard})
+        self.words_heard_differently += sum(
+            (audible - collections.Counter(words(heard))).values())
+        found = coverage(audio_16k, self.clock.words(audio_16k), result["turn_audio"])
+        self.words_lost += len(found.lost)
+        self.sound_lost_ms += found.missing_ms
+        if found.missing_ms:
+            self.lost.append({"case": case, "lost": found.lost, "missing_ms": found.missing_ms,
+                              "whole": whole, "answered": heard})
 
     def backchannel(self, sound: np.ndarray) -> bool:
         """True if the sound, made while TOM speaks, cut TOM off."""
@@ -153,8 +168,7 @@ def run(rate: int) -> dict:
                 result = bench.utterance(audio)
                 premature[f"{int(pause_s * 1000)}ms"].append(result["talked_early"])
                 if result["answered"]:
-                    bench.count_lost(audio, text, result["transcript"],
-                                     f"{voice}: {text} ({pause_s})")
+                    bench.count_lost(audio, text, result, f"{voice}: {text} ({pause_s})")
     e2e: list[float] = []
     slow = []
     for text in COMPLETE:
@@ -165,7 +179,7 @@ def run(rate: int) -> dict:
                 e2e.append(result["e2e_ms"])
                 slow.append({"case": f"{voice}: {text}", "e2e_ms": round(result["e2e_ms"])})
             if result["answered"]:
-                bench.count_lost(audio, text, result["transcript"], f"{voice}: {text}")
+                bench.count_lost(audio, text, result, f"{voice}: {text}")
     answered = len(PAUSED) * len(PAUSES_S) * len(VOICES) + len(COMPLETE) * len(VOICES)
     model = {"questions_per_turn": round(len(asks) / answered, 2),
              "cpu_ms_per_question": percentiles([ms for ms in asks])}
@@ -181,6 +195,8 @@ def run(rate: int) -> dict:
         "false_barge_in_rate": round(sum(cut_off.values()) / len(cut_off), 3),
         "cut_off_by": sorted(name for name, cut in cut_off.items() if cut),
         "words_lost": bench.words_lost,
+        "sound_lost_ms": bench.sound_lost_ms,
+        "words_heard_differently": bench.words_heard_differently,
         "end_of_turn_model": model,
         "lost_in": bench.lost[:5],
         "cases": {"paused": len(all_premature), "complete": len(COMPLETE) * len(VOICES),

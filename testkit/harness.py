@@ -116,7 +116,9 @@ def timed_answer(engine, audio: np.ndarray, rate: int, snr_db: float = 30, tools
         ended = [d for k, d in call.log if k == "end_of_turn"]
         tools_used = [d for k, d in call.log if k == "tool"]
         done = [d for k, d in call.log if k == "reply_done"][-1]
+        answered = call.conversation._reply      # the turn answered last: what Whisper heard
         return {"answered": True, "talked_early": bool(early),
+                "turn_audio": answered.utterance_audio if answered is not None else None,
                 "end_of_turn": ended[-1] if ended else None, "latencies": done["latencies"],
                 "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
                 "transcript": transcripts[-1] if transcripts else "", "reply": done["text"],
