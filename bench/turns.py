@@ -103,11 +103,12 @@ class Bench:
     def count_lost(self, audio: np.ndarray, said: str, result: dict, case: str) -> None:
         audio_16k = resample(audio, self.rate, 16000)
         heard = result["transcript"]
-        whole = self.engine.transcribe(audio_16k).text
+        timed = self.clock.words(audio_16k)
+        whole = " ".join(word.text for word in timed)
         audible = collections.Counter(words(said)) & collections.Counter(words(whole))
         self.words_heard_differently += sum(
             (audible - collections.Counter(words(heard))).values())
-        found = coverage(audio_16k, self.clock.words(audio_16k), result["turn_audio"])
+        found = coverage(audio_16k, timed, result["turn_audio"])
         self.words_lost += len(found.lost)
         self.sound_lost_ms += found.missing_ms
         if found.missing_ms:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from testkit.measure import AUDIBLE
+
 # A word is found where its audible samples match the answered audio this closely
 # (normalised cross-correlation: the same samples through two soxr resamplers match almost
 # exactly, the same word said again elsewhere far less).
 FOUND_CORRELATION = 0.8
-_AUDIBLE = 0.01     # -40 dBFS, as testkit.measure.audible_span
 RATE = 16000
 # A word is looked for in 60 ms pieces: one that straddles the seam between two stretches TOM
 # joined (a restarted turn's first part and the rest) is found piece by piece. It is lost
@@ -83,7 +84,7 @@ def coverage(said_16k: np.ndarray, words: list[Word],
     for word in words:
         chunk = said_16k[int(word.start_s * RATE):int(word.end_s * RATE)].astype(np.float64)
         pieces = [piece for piece in np.array_split(chunk, max(1, len(chunk) // _PIECE))
-                  if len(piece) and np.sqrt(np.mean(np.square(piece))) > _AUDIBLE]
+                  if len(piece) and np.sqrt(np.mean(np.square(piece))) > AUDIBLE]
         found = sum(best_match(piece, answered) >= FOUND_CORRELATION for piece in pieces)
         missing += len(pieces) - found
         if found * 2 < len(pieces):
