@@ -194,8 +194,9 @@ class Conversation:
                 and self._detector.state is SpeechState.QUIET)
 
     def interrupt(self) -> None:
-        """The caller asked TOM to stop (a button, not their voice)."""
-        if self._phase() is ReplyPhase.SPEAKING:
+        """The caller asked TOM to stop (a button, not their voice): whatever TOM is saying
+        or has queued to say, its first frame sent or not."""
+        if self._phase() is not ReplyPhase.IDLE and self._reply.playing:
             self._barge_in(time.monotonic(), by_voice=False)
 
     def hush(self) -> None:
