@@ -1,13 +1,15 @@
 """Speech-engine benchmark: one long conversation of generated speech through the real
 models, in real time.
 
-    python bench/engine.py --json [--turns 20] [--rate 8000]
+    python bench/engine.py --json [--turns 20] [--rate 8000] [--busy 0]
 
 Each turn speaks a question (Piper and espeak-ng voices, as a phone line would: 20 ms
 frames on a real-time schedule, the line never silent) and waits for TOM's answer. Before
 every question after the first, TOM starts its (long) greeting and the question interrupts
 it 0.4 s in, so those turns also measure a barge-in; past TOM_LLM_HISTORY_TURNS turns the
-history is trimmed and primed again. Prints p50/p95 in milliseconds:
+history is trimmed and primed again. ``--busy N`` runs N other processes beside TOM, each
+computing all the time (a neighbour on the machine: FreeSWITCH, a backup), to show that no
+stage stalls when TOM does not have the cores to itself. Prints p50/p95 in milliseconds:
 
   stt              Whisper time for the utterance
   llm_first_token  LLM request to first token
@@ -22,6 +24,7 @@ history is trimmed and primed again. Prints p50/p95 in milliseconds:
                    audible sample), after how many questions to the end-of-turn model and
                    its last answer
   cpu_steal_percent  CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
+  busy_processes   the N of --busy
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -73,9 +77,21 @@ class HubWatch:
             self.max_block_s = max(self.max_block_s, time.monotonic() - before - 0.005)
 
 
-def run(turns: int, rate: int) -> dict:
+def run(turns: int, rate: int, busy: int) -> dict:
     engine = Engine(config.load(), Metrics())
     engine.start()
+    neighbours = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                  for _ in range(busy)]
+    try:
+        return _converse(engine, turns, rate) | {"busy_processes": busy}
+    finally:
+        for neighbour in neighbours:
+            neighbour.kill()
+            neighbour.wait()
+        engine.close()
+
+
+def _converse(engine: Engine, turns: int, rate: int) -> dict:
     voices = [lambda text: piper_say(engine, text, rate),
               lambda text: espeak_say(text, rate, "en-us"),
               lambda text: espeak_say(text, rate, "en-gb")]
@@ -137,7 +153,6 @@ def run(turns: int, rate: int) -> dict:
                     samples[name].append(data["latencies"][f"{name}_ms"])
             llm_max_step = max(llm_max_step, data["latencies"].get("llm_max_step_ms", 0.0))
     watcher.kill()
-    engine.close()
     report = {name: percentiles(values) for name, values in samples.items()}
     report["hub_max_block"] = {"max": round(watch.max_block_s * 1000, 1)}
     report["llm_max_step"] = {"max": round(llm_max_step, 1)}
@@ -163,9 +178,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--rate", type=int, default=8000, choices=(8000, 16000))
+    parser.add_argument("--busy", type=int, default=0,
+                        help="other processes computing beside TOM all the time")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    report = run(args.turns, args.rate)
+    report = run(args.turns, args.rate, args.busy)
     print(json.dumps(report, indent=None if args.json else 2))
     return 0
 

@@ -125,6 +125,21 @@ def test_barge_in_clears_playback_and_keeps_whole_utterance(engine):
         assert played_before <= sent_at_barge_in
 
 
+def test_talking_over_tom_is_a_barge_in_while_a_phrase_waits_behind_what_it_says(engine):
+    """A phrase queued behind audio the caller is still hearing has not been heard itself,
+    but TOM is talking: the caller interrupts it, and the interruption is timed."""
+    rate = 8000
+    with CallHarness(engine, rate) as call:
+        call.conversation.say("greeting")
+        call.conversation.say("greeting")       # queued behind the first, unheard
+        call.feed(silence(0.3, rate))
+        assert call.sink.position < call.conversation._reply.spoken[0].start
+        seen = len(call.log)
+        call.feed_until(espeak_say(INTERRUPTION, rate), "barge_in", 5, since=seen)
+        assert "restart" not in call.kinds()[seen:]
+        assert call.sink.position == call.sink.frames_queued
+
+
 def test_short_noise_does_not_interrupt(engine):
     rate = 8000
     with CallHarness(engine, rate) as call:

@@ -8,6 +8,8 @@ threads waited at every step for a sibling that had lost its core. These tests f
 mechanism, not on a timing.
 """
 
+import os
+
 import gevent
 import pytest
 
@@ -30,6 +32,28 @@ def test_every_model_computes_with_the_threads_of_its_slots(engine):
         options = voice.session.get_session_options()
         assert options.intra_op_num_threads == threads <= budget.slots * budget.threads_per_job
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    # OpenMP's threads (llama.cpp's, CTranslate2's) sleep at barriers instead of spinning.
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_the_llm_computes_in_one_slot_even_when_the_other_is_free(engine):
+    """llama.cpp's threads spin at a barrier after every operation: a second thread that
+    another process on the machine pushes off its core stalls every token."""
+    threads = []
+    stream = engine.llm.stream_sentences
+
+    def spy(running, *args, **kwargs):
+        threads.append(running.threads)
+        return stream(running, *args, **kwargs)
+
+    engine.llm.stream_sentences = spy
+    try:
+        with CallHarness(engine, 8000) as call:
+            call.conversation.hear_text("Do you sell tyres?")
+            assert call.wait_for("reply_done", timeout_s=60)["text"]
+    finally:
+        del engine.llm.stream_sentences
+    assert threads == [engine.budget.threads_per_job]
 
 
 def keep_line_open(call) -> None:

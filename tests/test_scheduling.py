@@ -5,8 +5,7 @@ import time
 import pytest
 
 from tomctl.speech.scheduling import (CONTINUATION_SLACK_S, Budget, Job, Turn, Urgency,
-                                      cpu_budget, dispatch, rank, should_yield, slots_to_keep,
-                                      urgency)
+                                      cpu_budget, dispatch, rank, should_yield, urgency)
 
 NOW = 100.0
 
@@ -102,17 +101,6 @@ def test_dispatch(specs, idle, slots, started):
     chosen = dispatch(jobs, idle, slots, NOW)
     assert [(job.seq, count) for job, count in chosen] == started
     assert sum(count for _, count in chosen) <= slots
-
-
-@pytest.mark.parametrize("held, waiting, idle, keep", [
-    (2, [], {}, 2),                                  # nobody else: stay wide
-    (2, _queue(("tts", "S", 1)), {"tts": 1}, 1),     # anyone who can start: give one back
-    (2, _queue(("llm", "F", 1)), {"llm": 0}, 2),     # it could not start anyway
-    (1, _queue(("tts", "F", 1)), {"tts": 1}, 1),     # the last slot is should_yield's call
-])
-def test_a_wide_job_narrows_as_soon_as_another_could_start(held, waiting, idle, keep):
-    running = _job(first_audio=False, playout=NOW + 4)
-    assert slots_to_keep(running, held, waiting, idle) == keep
 
 
 def _continuation(stage, seq, wide=1):

@@ -89,9 +89,14 @@ class Engine:
         # One copy per call keeps every caller's history evaluated (the weights are mapped
         # once and shared; a copy costs its KV cache).
         self.llm_instances = speech.llm_instances or self.settings.telephony.max_calls
-        # llama.cpp and Piper may compute in two slots when nobody else needs the second;
-        # Whisper (CTranslate2) measured slower with two threads than with one here.
-        self._wide = min(WIDE_SLOTS, self.budget.slots)
+        # Piper may compute in two slots when nobody else needs the second: its ONNX threads
+        # sleep while they wait for each other. llama.cpp's never do: its threads meet at a
+        # barrier after every operation of every token, and one that anything else on the
+        # machine (FreeSWITCH, a backup) pushes off its core leaves the other spinning. With
+        # two busy processes beside it, 32 tokens took up to 91 s with two threads and 0.7 s
+        # with one; alone, two threads saved 20 ms of the first token. So the LLM computes in
+        # one slot. Whisper (CTranslate2) measured slower with two threads than with one.
+        self._tts_slots = min(WIDE_SLOTS, self.budget.slots)
         self.vad = SileroVad()
         self.stt = WhisperSpeechToText(
             assets.stt_model_dir(speech.stt_model), self.settings.persona.language, device,
@@ -101,7 +106,7 @@ class Engine:
             speech.llm_context_tokens, speech.llm_max_tokens, speech.llm_temperature, threads,
             speech.llm_gpu_layers if use_cuda else 0, speech.llm_max_sentences)
         self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda,
-                                     [threads * slots for slots in range(1, self._wide + 1)])
+                                     [threads * slots for slots in range(1, self._tts_slots + 1)])
         self.turn_model = SmartTurn(assets.turn_model_file(self.settings.turns.turn_model),
                                     threads)
         for name, model, path in (("vad", self.vad, self.vad.path),
@@ -200,7 +205,7 @@ class Engine:
             return tts.synthesize(text, rate, running.threads, length_scale)
 
         ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
-                                       max_slots=self._wide, stop=stop)
+                                       max_slots=self._tts_slots, stop=stop)
         frames = ticket.get(run_timeout_s=TTS_TIMEOUT_S)
         return [] if frames is DROPPED else frames
 
@@ -220,8 +225,7 @@ class Engine:
             else:
                 emit("done", None)
 
-        ticket = self.scheduler.submit("llm", work, first_audio=True, turn=turn,
-                                       max_slots=self._wide, stop=stop)
+        ticket = self.scheduler.submit("llm", work, first_audio=True, turn=turn, stop=stop)
         # Dropped before it computed, the completion says nothing: end it for its reader.
         ticket.result.rawlink(lambda result: emit("done", None)
                               if result.successful() and result.value is DROPPED else None)
@@ -240,12 +244,11 @@ class Engine:
             if stop is not None and stop.is_set():
                 return
             try:
-                self.llm.prime(running, messages, key)
+                self.llm.prime(messages, key)
             except Exception:  # the thread boundary: priming is only an optimisation
                 event(log, "llm_prime_failed", level=logging.WARNING, exc_info=True)
 
-        self.scheduler.submit("llm", work, first_audio=False, turn=None, max_slots=self._wide,
-                              stop=stop)
+        self.scheduler.submit("llm", work, first_audio=False, turn=None, stop=stop)
 
     def phrase(self, name: str, rate: int) -> list[bytes]:
         return self._phrases[(name, rate)]

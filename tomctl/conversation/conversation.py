@@ -428,6 +428,9 @@ class Conversation:
         if reply.provisional is not None and not reply.provisional.confirmed:
             return ReplyPhase.IDLE   # nothing has been said, and nothing will be if withdrawn
         if not reply.heard:          # queued, perhaps, but held before its first frame
+            if reply.started and not reply.holding_phrase \
+                    and self._sink.position < reply.spoken[0].start:
+                return ReplyPhase.SPEAKING     # the caller hears what TOM said before it
             return ReplyPhase.THINKING
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
 

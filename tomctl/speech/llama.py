@@ -63,12 +63,11 @@ class LlamaLanguageModel:
                     from exc
             self._free.append(model)
 
-    def prime(self, running, messages: list[Message], key: object = None) -> None:
+    def prime(self, messages: list[Message], key: object = None) -> None:
         """Evaluate ``messages`` (ending with an empty user turn) so that the next completion
         of conversation ``key`` only evaluates what follows them. Blocking: runs in an LLM
-        thread of the scheduler (``running``)."""
+        thread of the scheduler."""
         with self._instance(key) as model:
-            _set_threads(model, running.threads)
             model.create_chat_completion(messages, max_tokens=1)
 
     @contextlib.contextmanager
@@ -111,7 +110,6 @@ class LlamaLanguageModel:
     def _stream(self, model, messages: list[Message], stop: StopFlag,
                 emit: Callable[[str, object], None], running, temperature: float) -> None:
         started: float | None = time.monotonic()
-        threads = _set_threads(model, running.threads)
         splitter = SentenceSplitter()
         try:
             chunks = model.create_chat_completion(
@@ -133,8 +131,6 @@ class LlamaLanguageModel:
                         return      # a phone answer is short; what follows goes unsaid
                     if not running.job.first_audio:
                         running.checkpoint()
-                        if running.threads != threads:
-                            threads = _set_threads(model, running.threads)
             finally:
                 chunks.close()
             if not stop.is_set():
@@ -143,11 +139,3 @@ class LlamaLanguageModel:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise LanguageModelError(f"LLM completion failed: {exc}") from exc
 
-
-def _set_threads(model, threads: int) -> int:
-    """Compute with ``threads`` from the next evaluation on: as many as the scheduler's slots
-    for this job allow, never more (a thread more than its cores would stall every step)."""
-    import llama_cpp
-
-    llama_cpp.llama_set_n_threads(model.ctx, threads, threads)
-    return threads

@@ -21,8 +21,7 @@ from tomctl.errors import PipelineError
 from tomctl.logs import event
 from tomctl.metrics import Metrics
 from tomctl.speech.offload import StopFlag
-from tomctl.speech.scheduling import (Budget, Job, Turn, dispatch, should_yield, slots_to_keep,
-                                      urgency)
+from tomctl.speech.scheduling import Budget, Job, Turn, dispatch, should_yield, urgency
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +53,8 @@ class Running:
         return self._entry.slots * self._scheduler.budget.threads_per_job
 
     def checkpoint(self) -> None:
-        """Give extra slots back if anyone could use them, and the last one to a more urgent
-        job if one waits; returns once the job may compute again (see ``threads``)."""
+        """Give the slot to a more urgent job if one waits; returns once the job may compute
+        again."""
         self._scheduler._checkpoint(self._entry)
 
     def first_audio_done(self) -> None:
@@ -247,11 +246,6 @@ class Scheduler:
                 return
             waiting = [e.job for e in self._waiting]
             if not should_yield(job, waiting, self._idle, time.monotonic()):
-                keep = slots_to_keep(job, entry.slots, waiting, self._idle)
-                if keep < entry.slots:
-                    self._free_slots += entry.slots - keep
-                    entry.slots = keep
-                    self._dispatch()
                 return
             entry.go.clear()
             job.holds_worker = True

@@ -15,11 +15,11 @@ shared by every stage and call, ordered by :func:`rank`:
    audio: a gap in the middle of an answer is as bad as a late start.
 4. background work (evaluating a trimmed history ahead of time).
 
-A job may compute *wide*, in more than one slot (more threads), when slots are left over
-after every job that can start has one: on a quiet machine the one caller talking gets the
-whole CPU. A running job reaches a checkpoint between LLM tokens; there it gives its extra
-slots back as soon as anyone else could use them (:func:`slots_to_keep`), and its last slot
-when a job that ranks higher is waiting and could start with it (:func:`should_yield`).
+A job whose model's threads sleep while they wait for each other (Piper's) may compute
+*wide*, in more than one slot (more threads), when slots are left over after every job that
+can start has one. A running LLM job reaches a checkpoint between tokens; there it gives its
+slot up when a job that ranks higher is waiting and could start with it
+(:func:`should_yield`).
 """
 
 from __future__ import annotations
@@ -136,15 +136,6 @@ def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots
             free_slots -= extra
         started += this_level
     return [(job, slots) for job, slots in started]
-
-
-def slots_to_keep(running: Job, held: int, waiting: Sequence[Job],
-                  idle_workers: Mapping[str, int]) -> int:
-    """At a checkpoint: a wide job keeps its extra slots only while no waiting job could
-    start in one."""
-    if held > 1 and any(j.holds_worker or idle_workers.get(j.stage, 0) > 0 for j in waiting):
-        return 1
-    return held
 
 
 def should_yield(running: Job, waiting: Sequence[Job], idle_workers: Mapping[str, int],
