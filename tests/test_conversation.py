@@ -384,7 +384,9 @@ def test_an_answer_ready_while_the_caller_goes_on_is_never_heard(engine):
     going_on = gevent.event.Event()
     onset = int(0.06 * rate)
     with CallHarness(GoingOnEngine(engine, going_on), rate) as call:
-        call.feed(np.concatenate([silence(0.3, rate), said, silence(0.6, rate)]))
+        call.feed(np.concatenate([silence(0.3, rate), said]))
+        # The pause lasts until TOM has taken the turn, however busy the machine is.
+        call.feed_until(silence(10, rate), "end_of_turn", 10)
         fed = len(call.log)
         call.feed(asked[:onset])
         going_on.set()
