@@ -6,7 +6,7 @@ models, in real time.
 Each turn speaks a question (Piper and espeak-ng voices, as a phone line would: 20 ms
 frames on a real-time schedule, the line never silent) and waits for TOM's answer. Before
 every question after the first, TOM starts its (long) greeting and the question interrupts
-it 0.4 s in, so those turns also measure a barge-in; past TOM_LLM_HISTORY_TURNS turns the
+it 0.4 s after its first frame left, so those turns also measure a barge-in; past TOM_LLM_HISTORY_TURNS turns the
 history is trimmed and primed again. ``--busy N`` runs N other processes beside TOM, each
 computing all the time (a neighbour on the machine: FreeSWITCH, a backup), to show that no
 stage stalls when TOM does not have the cores to itself. Prints p50/p95 in milliseconds:
@@ -107,8 +107,12 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
     with CallHarness(engine, rate) as call:
         for number, audio in enumerate(utterances):
             if number:
-                # TOM says something long; the caller interrupts it with the next question.
+                # TOM says something long; the caller interrupts it 0.4 s into it (once the
+                # last answer has played out and the greeting is heard) with the next question.
                 call.conversation.say("greeting")
+                greeting, deadline = call.conversation._reply, time.monotonic() + 20
+                while not greeting.heard and time.monotonic() < deadline:
+                    call.feed(silence(FRAME_S, rate))
                 call.feed(silence(0.4, rate))
             seen = len(call.log)
             # The harness hands over each 20 ms frame when its span starts; a phone line
