@@ -6,10 +6,11 @@ models, in real time.
 Each turn speaks a question (Piper and espeak-ng voices, as a phone line would: 20 ms
 frames on a real-time schedule, the line never silent) and waits for TOM's answer. Before
 every question after the first, TOM starts its (long) greeting and the question interrupts
-it 0.4 s after its first frame left, so those turns also measure a barge-in; past TOM_LLM_HISTORY_TURNS turns the
-history is trimmed and primed again. ``--busy N`` runs N other processes beside TOM, each
-computing all the time (a neighbour on the machine: FreeSWITCH, a backup), to show that no
-stage stalls when TOM does not have the cores to itself. Prints p50/p95 in milliseconds:
+it 0.4 s after its first frame left, so those turns also measure a barge-in; past
+TOM_LLM_HISTORY_TURNS turns the history is trimmed and primed again. ``--busy N`` runs N
+other processes beside TOM, each computing all the time (a neighbour on the machine:
+FreeSWITCH, a backup), to show that no stage stalls when TOM does not have the cores to
+itself. Prints p50/p95 in milliseconds:
 
   stt              Whisper time for the utterance
   llm_first_token  LLM request to first token

@@ -10,9 +10,8 @@ from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechSta
 from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
-from tomctl.speech.sentences import SentenceSplitter, speakable
-from tomctl.speech.whisper import (drop_reason, repeats_itself, restart_index, trim_restart,
-                                   window_frames)
+from tomctl.speech.sentences import SentenceSplitter, repeats_itself, speakable
+from tomctl.speech.whisper import drop_reason, restart_index, trim_restart, window_frames
 
 
 def test_sentences_are_cut_at_punctuation_followed_by_space():
@@ -67,6 +66,20 @@ def _stream(text):
      ["Sure. Our friendly team can certainly", "order every single part you need for it."]),
 ])
 def test_the_first_piece_is_cut_at_a_phrase_when_punctuation_is_late(text, pieces):
+    assert _stream(text) == pieces
+
+
+@pytest.mark.parametrize("text, pieces", [
+    # the 135M model's loop, until its token limit: what came before it is said, no more
+    ("No, no, no, no, no, no, no, no, no, no, no, no, no, no, no, no, no, no,", ["No, no,"]),
+    ("Yes, we have brake pads. Sorry sorry sorry sorry sorry sorry sorry.",
+     ["Yes, we have brake pads."]),
+    # words said twice are no loop
+    ("No, no, we do not sell tyres, no.", ["No, no,", "we do not sell tyres, no."]),
+    ("Yes, yes. We have them, yes, for the Golf, yes.",
+     ["Yes, yes. We have them,", "yes, for the Golf, yes."]),
+])
+def test_a_reply_that_loops_is_said_up_to_the_loop(text, pieces):
     assert _stream(text) == pieces
 
 

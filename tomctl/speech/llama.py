@@ -127,6 +127,8 @@ class LlamaLanguageModel:
                     for sentence in splitter.push(delta):
                         emit("sentence", sentence)
                         running.first_audio_done()
+                    if splitter.looping:
+                        return      # what came before the loop has been said
                     if self._max_sentences and splitter.sentences >= self._max_sentences:
                         return      # a phone answer is short; what follows goes unsaid
                     if not running.job.first_audio:

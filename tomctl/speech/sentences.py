@@ -3,12 +3,14 @@
 The first piece may end at a clause (comma, colon, semicolon) once it is long enough, or
 after ``first_max_words`` words at the latest, so that speech starts sooner: its audio costs
 Piper about 35 ms of CPU per word, and the caller waits for all of it. Later pieces end at
-sentence punctuation followed by a space.
+sentence punctuation followed by a space. A small model sometimes loops ("No, no, no, …"
+until its token limit): the splitter stops at the loop, and says what came before it.
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s")
 _CLAUSE_END = re.compile(r"[,;:]\s")
@@ -21,6 +23,24 @@ _PHRASE_STARTS = frozenset(
 # Markdown, emoji and other symbols a small LLM likes to emit but a voice should not read.
 _UNSPEAKABLE = re.compile(r"[*_#`~|<>\[\]{}\\^]|[\U0001F000-\U0001FAFF\u2600-\u27BF]")
 _SPACES = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+_MAX_COMPRESSION_RATIO = 2.4  # Whisper's own threshold for repetitive output
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / max(1, len(zlib.compress(data)))
+
+
+def repeats_itself(text: str) -> bool:
+    """True for a loop: one word or phrase many times over (Whisper's on noise, a small
+    LLM's on its own words)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if len(words) >= 6 and len(set(words)) <= len(words) // 4:
+        return True
+    if len(words) >= 4 and len(set(words)) == 1:     # "Hello? Hello? Hello? Hello?"
+        return True
+    return _compression_ratio(text) > _MAX_COMPRESSION_RATIO
 
 
 def speakable(text: str) -> str:
@@ -39,9 +59,13 @@ class SentenceSplitter:
         self._first_max_words = first_max_words
         self._emitted = 0
         self.sentences = 0          # complete sentences emitted (a first clause is not one)
+        self.looping = False        # the text went into a loop: nothing more is said
 
     def push(self, delta: str) -> list[str]:
         self._buffer += delta
+        if self.looping or repeats_itself(self._buffer):
+            self.looping, self._buffer = True, ""
+            return []
         pieces = []
         while (piece := self._next_piece()) is not None:
             pieces.append(piece)

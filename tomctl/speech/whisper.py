@@ -13,17 +13,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from tomctl.errors import ModelError, SpeechToTextError
+from tomctl.speech.sentences import repeats_itself
 
 _FRAMES_PER_SECOND = 100      # Whisper's mel hop is 10 ms
 _FULL_WINDOW_FRAMES = 3000
 _MARGIN_FRAMES = 100
-_MAX_COMPRESSION_RATIO = 2.4  # Whisper's own threshold for repetitive output
 _MIN_AVG_LOGPROB = -1.0
 _TOKENS_PER_SECOND = 6        # generous bound for speech; stops runaway repetition early
 _WORD = re.compile(r"\w+")
@@ -38,11 +37,6 @@ class Transcript:
     avg_logprob: float
     window_ms: int
     dropped: str | None = None  # why the text was not believed, if it was not
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / max(1, len(zlib.compress(data)))
 
 
 def restart_index(text: str) -> int | None:
@@ -60,16 +54,6 @@ def restart_index(text: str) -> int | None:
 def trim_restart(text: str) -> str:
     index = restart_index(text)
     return text if index is None else text[:index].strip()
-
-
-def repeats_itself(text: str) -> bool:
-    """True for the loops Whisper falls into on noise: one word or phrase many times over."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    if len(words) >= 6 and len(set(words)) <= len(words) // 4:
-        return True
-    if len(words) >= 4 and len(set(words)) == 1:     # "Hello? Hello? Hello? Hello?"
-        return True
-    return compression_ratio(text) > _MAX_COMPRESSION_RATIO
 
 
 def drop_reason(text: str, no_speech_prob: float, avg_logprob: float,
