@@ -179,6 +179,19 @@ def test_model_error_yields_the_fallback_sentence(engine, monkeypatch, failure, 
     assert engine.metrics.errors.labels(component=component)._value.get() >= errors_before + 1
 
 
+def test_an_answer_with_nothing_to_say_is_the_fallback_sentence(engine, monkeypatch):
+    """The LLM ends without a speakable word (or loops from its first): the caller is asked
+    to say it again instead of waiting in silence."""
+    monkeypatch.setattr(engine.llm, "stream_sentences", lambda *args, **kwargs: None)
+    with CallHarness(engine, 8000) as call:
+        call.conversation.hear_text("Do you sell tyres?")
+        done = call.wait_for("reply_done", timeout_s=30)
+        assert call.sink.wait_idle(timeout_s=30)
+        assert [frame for _, frame in call.heard] == engine.phrase("fallback", 8000)
+        assert done["text"] == engine.persona.phrases["fallback"]
+        assert call.conversation.history[-1] == {"role": "assistant", "content": done["text"]}
+
+
 def test_conversations_run_at_the_same_time(engine):
     questions = ["Do you have oil filters in stock?", "Where is your shop located?",
                  "Can I order spark plugs today?"]

@@ -634,11 +634,14 @@ class Conversation:
             return "withdrawn"
         if reply.superseded or (reply.stop.is_set() and not reply.started):
             return "restarted"
+        empty = not reply.started
+        if empty:       # the model said nothing speakable, or only a loop: never silence
+            reply.speak(self._engine.persona.phrases["fallback"], self._phrase("fallback"))
         self._publish_transcript(reply, text)
         self._remember(reply, text)
         self._on_event("reply_done", text=reply.text(), latencies=latencies,
                        interrupted=reply.interrupted_at is not None)
-        if not reply.started:
+        if empty:
             return "empty"
         if reply.interrupted_at is not None:
             return "interrupted"
