@@ -636,7 +636,7 @@ class Conversation:
             return "restarted"
         empty = not reply.started
         if empty:       # the model said nothing speakable, or only a loop: never silence
-            reply.speak(self._engine.persona.phrases["fallback"], self._phrase("fallback"))
+            self._speak_fallback(reply)
         self._publish_transcript(reply, text)
         self._remember(reply, text)
         self._on_event("reply_done", text=reply.text(), latencies=latencies,
@@ -759,6 +759,10 @@ class Conversation:
             cut += 1
         del self._history[:cut]
 
+    def _speak_fallback(self, reply: Reply) -> None:
+        """The fallback sentence ("Sorry, I did not catch that…") in this call's voice."""
+        reply.speak(self._engine.persona.phrases["fallback"], self._phrase("fallback"))
+
     def _fall_back(self, utterance: Utterance, reply: Reply, exc: BaseException) -> str:
         component = getattr(exc, "component", "pipeline")
         self._engine.metrics.record_error(component)
@@ -771,8 +775,6 @@ class Conversation:
         if reply.heard_text is not None:    # the turn is recorded with what was said
             self._publish_transcript(reply, reply.heard_text)
         if reply.interrupted_at is None and not reply.started:
-            fallback = Reply(self._sink, self._engine.drop_stopped)
-            fallback.speak(self._engine.persona.phrases["fallback"],
-                           self._phrase("fallback"))
-            self._reply = fallback
+            self._reply = Reply(self._sink, self._engine.drop_stopped)
+            self._speak_fallback(self._reply)
         return "fallback"
