@@ -124,6 +124,32 @@ def test_a_yielded_job_needs_only_a_slot():
     assert dispatch([resumed], {"llm": 0}, 1, NOW) == [(resumed, 1)]
 
 
+def _computing(stage="llm", first_audio=False, playout=NOW + 4.0, checkpoints=True):
+    return Job(stage, first_audio, Turn(NOW - 1, True, playout), 9, checkpoints=checkpoints)
+
+
+@pytest.mark.parametrize("running, free, started", [
+    # the first sentence's audio waits a token for the LLM going on with the next sentence
+    # to give its slot up, then computes in both
+    ([_computing()], 1, []),
+    # not for a job that has no checkpoint (Whisper, Smart Turn) …
+    ([_computing(stage="stt", checkpoints=False)], 1, [(0, 1)]),
+    # … an LLM still before its first sentence, which reaches none …
+    ([_computing(first_audio=True)], 1, [(0, 1)]),
+    # … or one as urgent as itself (a continuation whose audio runs out)
+    ([_computing(playout=NOW + 0.2)], 1, [(0, 1)]),
+    # both slots free: it computes wide at once
+    ([], 2, [(0, 2)]),
+])
+def test_first_audio_that_could_compute_wide_waits_for_a_continuation_to_give_way(
+        running, free, started):
+    tts = Job("tts", True, Turn(NOW - 0.5), 0, max_slots=2)
+    chosen = dispatch([tts], {"tts": 1}, free, NOW, reserve=1, running=running)
+    assert [(job.seq, count) for job, count in chosen] == started
+    if not started:
+        assert should_yield(running[0], [tts], {"tts": 1}, NOW)
+
+
 @pytest.mark.parametrize("waiting, idle, expected", [
     # another caller's first audio waits and has a thread: give it the slot
     ([_job(stage="tts")], {"tts": 1}, True),
@@ -241,6 +267,36 @@ def test_a_continuation_gives_its_slot_to_another_callers_first_audio_at_a_check
                          "continuation resumes"]
     finally:
         other_waiting.set()
+        scheduler.close()
+
+
+def test_the_first_sentence_computes_in_both_slots_while_the_rest_of_the_answer_waits():
+    scheduler = _scheduler(2, llm=1, tts=1)
+    order, stop, generating = [], threading.Event(), threading.Event()
+
+    def answer(running):
+        running.first_audio_done()
+        order.append("next sentence")
+        generating.set()
+        while not stop.is_set():      # generating, a checkpoint between tokens
+            running.checkpoint()
+        order.append("answer done")
+
+    def first_sentence(running):
+        order.append(f"first sentence in {running.threads} threads")
+        stop.set()
+
+    try:
+        rest = scheduler.submit("llm", answer, first_audio=True,
+                                turn=Turn(NOW, True, time.monotonic() + 30), checkpoints=True)
+        assert gevent.get_hub().threadpool.apply(generating.wait, (10,))
+        audio = scheduler.submit("tts", first_sentence, first_audio=True,
+                                 turn=Turn(time.monotonic()), max_slots=2)
+        audio.get(run_timeout_s=10)
+        rest.get(run_timeout_s=10)
+        assert order == ["next sentence", "first sentence in 2 threads", "answer done"]
+    finally:
+        stop.set()
         scheduler.close()
 
 

@@ -225,7 +225,8 @@ class Engine:
             else:
                 emit("done", None)
 
-        ticket = self.scheduler.submit("llm", work, first_audio=True, turn=turn, stop=stop)
+        ticket = self.scheduler.submit("llm", work, first_audio=True, turn=turn, stop=stop,
+                                       checkpoints=True)
         # Dropped before it computed, the completion says nothing: end it for its reader.
         ticket.result.rawlink(lambda result: emit("done", None)
                               if result.successful() and result.value is DROPPED else None)

@@ -96,6 +96,7 @@ class Scheduler:
         self._work = threading.Condition(self._lock)
         self._waiting: list[_Entry] = []
         self._assigned: dict[str, list[_Entry]] = {}
+        self._computing: list[_Entry] = []    # the jobs holding slots
         self._idle: dict[str, int] = {}
         self._workers: dict[str, int] = {}
         self._free_slots = budget.slots
@@ -121,16 +122,20 @@ class Scheduler:
         gevent.get_hub().threadpool.apply(lambda: [t.start() for t in self._threads])
 
     def submit(self, stage: str, fn: Callable[..., Any], *args: Any, first_audio: bool,
-               turn: Turn | None, max_slots: int = 1, stop: StopFlag | None = None) -> Ticket:
+               turn: Turn | None, max_slots: int = 1, stop: StopFlag | None = None,
+               checkpoints: bool = False) -> Ticket:
         """Queue ``fn(running, *args)`` for a thread of ``stage``; ``turn`` is None for
-        background work; ``max_slots`` > 1 lets it compute wide when slots are left over.
+        background work; ``max_slots`` > 1 lets it compute wide when slots are left over;
+        ``checkpoints``: ``fn`` calls ``running.checkpoint()`` between steps once it is past
+        its first audio.
         Once ``stop`` is set, the job is dropped if it has not started: its ticket's result
         is DROPPED. Callable from the hub only."""
         ticket = Ticket()
         with self._lock:
             if self._closed:
                 raise SchedulerClosed("the engine is shut down")
-            job = Job(stage, first_audio, turn, next(self._seq), max_slots=max_slots)
+            job = Job(stage, first_audio, turn, next(self._seq), max_slots=max_slots,
+                      checkpoints=checkpoints)
             self._waiting.append(_Entry(job, fn, args, ticket, stop))
             self._dispatch()
         return ticket
@@ -186,7 +191,8 @@ class Scheduler:
         if self._free_slots == 0 or not self._waiting:
             return
         chosen = dispatch([e.job for e in self._waiting], self._idle, self._free_slots,
-                          time.monotonic(), self.budget.reserve)
+                          time.monotonic(), self.budget.reserve,
+                          [e.job for e in self._computing])
         if not chosen:
             return
         slots = {id(job): count for job, count in chosen}
@@ -195,6 +201,7 @@ class Scheduler:
         for entry in starting:
             entry.slots = slots[id(entry.job)]
             self._free_slots -= entry.slots
+            self._computing.append(entry)
             if entry.job.holds_worker:        # a yielded job: its thread waits for `go`
                 entry.job.holds_worker = False
                 entry.go.set()
@@ -217,6 +224,7 @@ class Scheduler:
             with self._lock:
                 self._free_slots += entry.slots
                 entry.slots = 0
+                self._computing.remove(entry)
                 self._idle[stage] += 1
                 self._dispatch()
 
@@ -246,12 +254,16 @@ class Scheduler:
                 return
             waiting = [e.job for e in self._waiting]
             if not should_yield(job, waiting, self._idle, time.monotonic()):
+                # A job that waited for this checkpoint to compute wide starts as it is,
+                # should this one have become as urgent as it meanwhile.
+                self._dispatch()
                 return
             entry.go.clear()
             job.holds_worker = True
             self._waiting.append(entry)
             self._free_slots += entry.slots
             entry.slots = 0
+            self._computing.remove(entry)
             self._dispatch()
         event(log, "job_yielded", level=logging.DEBUG, stage=job.stage)
         entry.go.wait()

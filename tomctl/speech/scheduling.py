@@ -19,7 +19,10 @@ A job whose model's threads sleep while they wait for each other (Piper's) may c
 *wide*, in more than one slot (more threads), when slots are left over after every job that
 can start has one. A running LLM job reaches a checkpoint between tokens; there it gives its
 slot up when a job that ranks higher is waiting and could start with it
-(:func:`should_yield`).
+(:func:`should_yield`). So the most urgent job, if it could compute wider than the free
+slots allow, waits for such a checkpoint rather than starting narrow: the first sentence's
+audio, synthesised in two slots instead of one while the LLM goes on with the next sentence,
+reaches the caller about 70 ms sooner, for a wait of one token (about 20 ms).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Job:
     seq: int                      # submission order, the last tie-breaker
     holds_worker: bool = False    # yielded at a checkpoint: it keeps its model thread
     max_slots: int = 1            # how wide it can compute (its model's thread choices)
+    checkpoints: bool = False     # reaches a checkpoint between steps once past first audio
 
 
 def urgency(job: Job, now: float) -> Urgency:
@@ -106,7 +110,8 @@ def rank(job: Job, now: float) -> tuple[int, float, int]:
 
 
 def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots: int,
-             now: float, reserve: int = 0) -> list[tuple[Job, int]]:
+             now: float, reserve: int = 0,
+             running: Sequence[Job] = ()) -> list[tuple[Job, int]]:
     """The jobs to start now with their slots, in rank order: each needs a free slot and a
     model thread of its stage (a yielded job still has its own). A job that cannot start
     does not block lower ranked jobs of other stages. The jobs of one urgency level go wide
@@ -114,10 +119,14 @@ def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots
     first sentence's audio gets both cores while the rest of the answer waits.
     Continuation and background work never take the last ``reserve`` free slots: a caller
     who stops speaking finds a slot free instead of waiting for a sentence that is not
-    needed for seconds (a model call cannot be interrupted)."""
+    needed for seconds (a model call cannot be interrupted). If the most urgent job could
+    compute wider than the free slots allow and a ``running`` job will give its slot up to
+    it at its next checkpoint, nothing starts until it has."""
     idle = dict(idle_workers)
     started: list[list] = []
     ordered = sorted(waiting, key=lambda j: rank(j, now))
+    if ordered and _waits_to_go_wide(ordered[0], idle, free_slots, running, now):
+        return []
     for level in sorted({urgency(job, now) for job in ordered}):
         kept = reserve if level >= Urgency.CONTINUATION else 0
         this_level = []
@@ -136,6 +145,14 @@ def dispatch(waiting: Sequence[Job], idle_workers: Mapping[str, int], free_slots
             free_slots -= extra
         started += this_level
     return [(job, slots) for job, slots in started]
+
+
+def _waits_to_go_wide(job: Job, idle_workers: Mapping[str, int], free_slots: int,
+                      running: Sequence[Job], now: float) -> bool:
+    can_start = job.holds_worker or idle_workers.get(job.stage, 0) > 0
+    return can_start and job.max_slots > free_slots and any(
+        other.checkpoints and not other.first_audio and urgency(other, now) > urgency(job, now)
+        for other in running)
 
 
 def should_yield(running: Job, waiting: Sequence[Job], idle_workers: Mapping[str, int],
