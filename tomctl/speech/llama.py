@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tomctl.errors import LanguageModelError, ModelError
+from tomctl.speech import llm_weights
 from tomctl.speech.offload import StopFlag
 from tomctl.speech.sentences import SentenceSplitter
 
@@ -35,8 +36,9 @@ WARM_COPY_WAIT_S = 1.0
 class LlamaLanguageModel:
     def __init__(self, path: Path, instances: int, context_tokens: int, max_tokens: int,
                  temperature: float, cpu_threads: int, gpu_layers: int,
-                 max_sentences: int = 0) -> None:
+                 max_sentences: int = 0, cache_dir: Path | None = None) -> None:
         self.path = path
+        self._cache_dir = cache_dir       # where a faster copy of the weights may be kept
         self.instances = instances
         self._context_tokens = context_tokens
         self._max_tokens = max_tokens
@@ -52,9 +54,12 @@ class LlamaLanguageModel:
     def load(self) -> None:
         from llama_cpp import Llama
 
+        path = self.path
+        if self._cache_dir is not None and self.path.is_file():
+            path = llm_weights.for_cpu(self.path, self._cache_dir, on_gpu=self._gpu_layers != 0)
         for _ in range(self.instances):
             try:
-                model = Llama(str(self.path), n_ctx=self._context_tokens,
+                model = Llama(str(path), n_ctx=self._context_tokens,
                               n_threads=self._cpu_threads,
                               n_threads_batch=self._cpu_threads,
                               n_gpu_layers=self._gpu_layers, verbose=False)
