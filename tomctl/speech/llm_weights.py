@@ -50,19 +50,28 @@ def converted_path(source: Path, cache_dir: Path, suffix: str) -> Path:
 def file_type(source: Path) -> int | None:
     """general.file_type of a GGUF file; None if it cannot be read (loading it then says
     why, naming the setting)."""
-    from llama_cpp import Llama
+    import llama_cpp
 
-    try:
-        vocab = Llama(str(source), vocab_only=True, verbose=False)   # no weights are read
-    except (ValueError, RuntimeError, OSError):
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True                  # the header and the vocabulary, no weights
+    model = llama_cpp.llama_model_load_from_file(str(source).encode(), params)
+    if not model:
         return None
-    value = vocab.metadata.get("general.file_type", "")
-    return int(value) if value.isdigit() else None
+    try:
+        value = ctypes.create_string_buffer(32)
+        if llama_cpp.llama_model_meta_val_str(model, b"general.file_type", value, 32) < 0:
+            return None
+        return int(value.value) if value.value.isdigit() else None
+    finally:
+        llama_cpp.llama_model_free(model)
 
 
 def for_cpu(source: Path, cache_dir: Path, on_gpu: bool) -> Path:
     """The GGUF file to load for ``source``: a converted copy in ``cache_dir`` where that
     is faster on the CPU, else ``source`` itself."""
+    # llama.cpp logs through llama-cpp-python's logger, which prints every line (the
+    # converter's hundreds) until a model is loaded with verbose=False: quiet it first.
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     target = target_type(file_type(source), on_gpu)
     if target is None:
         return source
