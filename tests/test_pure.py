@@ -212,6 +212,13 @@ def test_short_speech_over_tom_holds_until_its_words_are_known(speech, speech_ms
     ("Okay, but what about the price?", "en", False),
     ("Ja genau.", "de", True), ("Alles klar.", "de", True), ("Nein.", "de", False),
     ("Moment mal.", "de", False),
+    # words that ask for nothing, said over TOM and no more ("uh huh" heard as "I have")
+    ("I have.", "en", True), ("I do.", "en", True), ("It is.", "en", True),
+    ("Ich habe.", "de", True),
+    # … but a word that asks for something, a negation or a question interrupts
+    ("I have a question.", "en", False), ("I have two.", "en", False),
+    ("No, I have.", "en", False), ("What?", "en", False), ("Who is it?", "en", False),
+    ("Ich habe nein.", "de", False),
 ])
 def test_listening_words_are_told_from_an_interruption(text, language, expected):
     assert is_backchannel(text, language) is expected

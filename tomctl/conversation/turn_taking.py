@@ -69,15 +69,28 @@ _BACKCHANNEL = {
     "de": {"mhm", "hm", "hmm", "ja", "jaja", "okay", "ok", "genau", "gut", "alles", "klar",
            "richtig", "stimmt", "aha", "ach", "so", "super", "prima", "verstehe", "ah", "oh"},
 }
+# Words that ask for nothing on their own: a caller who says only these over TOM's voice
+# ("I have", "I do", "it is") and stops has not taken the turn (tiny.en also hears Piper's
+# "uh huh" as "I have", sure of it). One who goes on speaks past TOM_BARGE_IN_SURE_MS and
+# interrupts; either way the words are kept for their next turn. Negations and question
+# words are not among them: "no", "what?" interrupt.
+_ASK_NOTHING = {
+    "en": {"i", "you", "we", "he", "she", "they", "it", "me", "have", "has", "had", "do",
+           "did", "am", "is", "are", "was", "the", "a", "an", "and", "so", "well", "just"},
+    "de": {"ich", "du", "wir", "es", "habe", "hab", "hat", "bin", "ist", "das", "und",
+           "na", "tja"},
+}
 _BACKCHANNEL_WORDS = 3
 # However Whisper spells a hum: "Mmmmm", "Hmmm", "Mhmm", "Uhh", "Ahh".
 _HUM = re.compile(r"[mh]+|u+h+|a+h+|o+h+")
 
 
 def is_backchannel(text: str, language: str) -> bool:
-    """True for a few listening words ("mhm", "okay, yeah", "ja genau"), or none at all: a
-    sound under TOM's voice that should not cut it off (pure)."""
+    """True for a few listening words ("mhm", "okay, yeah", "ja genau"), words that ask for
+    nothing ("I have"), or none at all: a sound under TOM's voice that should not cut it off
+    (pure)."""
     words = re.findall(r"[^\W\d_]+", text.lower().replace("-", ""))
-    known = _BACKCHANNEL.get(language, _BACKCHANNEL["en"])
+    known = _BACKCHANNEL.get(language, _BACKCHANNEL["en"]) | \
+        _ASK_NOTHING.get(language, _ASK_NOTHING["en"])
     return len(words) <= _BACKCHANNEL_WORDS and all(
         word in known or _HUM.fullmatch(word) for word in words)
