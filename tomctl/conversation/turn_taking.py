@@ -80,6 +80,9 @@ _ASK_NOTHING = {
     "de": {"ich", "du", "wir", "es", "habe", "hab", "hat", "bin", "ist", "das", "und",
            "na", "tja"},
 }
+# Everything that, said over TOM's voice alone, does not take the turn.
+_NOT_A_TURN = {language: _BACKCHANNEL[language] | _ASK_NOTHING[language]
+               for language in _BACKCHANNEL}
 _BACKCHANNEL_WORDS = 3
 # However Whisper spells a hum: "Mmmmm", "Hmmm", "Mhmm", "Uhh", "Ahh".
 _HUM = re.compile(r"[mh]+|u+h+|a+h+|o+h+")
@@ -90,7 +93,6 @@ def is_backchannel(text: str, language: str) -> bool:
     nothing ("I have"), or none at all: a sound under TOM's voice that should not cut it off
     (pure)."""
     words = re.findall(r"[^\W\d_]+", text.lower().replace("-", ""))
-    known = _BACKCHANNEL.get(language, _BACKCHANNEL["en"]) | \
-        _ASK_NOTHING.get(language, _ASK_NOTHING["en"])
+    known = _NOT_A_TURN.get(language, _NOT_A_TURN["en"])
     return len(words) <= _BACKCHANNEL_WORDS and all(
         word in known or _HUM.fullmatch(word) for word in words)

@@ -99,7 +99,6 @@ class Scheduler:
         self._computing: list[_Entry] = []    # the jobs holding slots
         self._idle: dict[str, int] = {}
         self._workers: dict[str, int] = {}
-        self._free_slots = budget.slots
         self._seq = itertools.count()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -150,7 +149,7 @@ class Scheduler:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"waiting": len(self._waiting),
-                    "running": self.budget.slots - self._free_slots}
+                    "running": self.budget.slots - self._free_slots()}
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Refuse new jobs, fail the queued ones and let running ones finish: a thread
@@ -176,6 +175,9 @@ class Scheduler:
 
     # -- under the lock ---------------------------------------------------------------------
 
+    def _free_slots(self) -> int:
+        return self.budget.slots - sum(entry.slots for entry in self._computing)
+
     def _drop_stopped(self) -> None:
         dropped = [e for e in self._waiting if e.stop is not None and e.stop.is_set()
                    and not e.job.holds_worker]
@@ -188,9 +190,10 @@ class Scheduler:
 
     def _dispatch(self) -> None:
         self._drop_stopped()
-        if self._free_slots == 0 or not self._waiting:
+        free_slots = self._free_slots()
+        if free_slots == 0 or not self._waiting:
             return
-        chosen = dispatch([e.job for e in self._waiting], self._idle, self._free_slots,
+        chosen = dispatch([e.job for e in self._waiting], self._idle, free_slots,
                           time.monotonic(), self.budget.reserve,
                           [e.job for e in self._computing])
         if not chosen:
@@ -200,7 +203,6 @@ class Scheduler:
         self._waiting = [e for e in self._waiting if id(e.job) not in slots]
         for entry in starting:
             entry.slots = slots[id(entry.job)]
-            self._free_slots -= entry.slots
             self._computing.append(entry)
             if entry.job.holds_worker:        # a yielded job: its thread waits for `go`
                 entry.job.holds_worker = False
@@ -222,9 +224,8 @@ class Scheduler:
                 entry = self._assigned[stage].pop(0)
             self._run(entry)
             with self._lock:
-                self._free_slots += entry.slots
-                entry.slots = 0
                 self._computing.remove(entry)
+                entry.slots = 0
                 self._idle[stage] += 1
                 self._dispatch()
 
@@ -261,9 +262,8 @@ class Scheduler:
             entry.go.clear()
             job.holds_worker = True
             self._waiting.append(entry)
-            self._free_slots += entry.slots
-            entry.slots = 0
             self._computing.remove(entry)
+            entry.slots = 0
             self._dispatch()
         event(log, "job_yielded", level=logging.DEBUG, stage=job.stage)
         entry.go.wait()
