@@ -75,10 +75,10 @@ class BudgetWatch:
     def dispatch(self) -> None:
         self._dispatch()
         scheduler = self.scheduler
-        computing = scheduler.budget.slots - scheduler._free_slots
+        computing = scheduler.budget.slots - scheduler._free_slots()
         self.peak_threads = max(self.peak_threads,
                                 computing * scheduler.budget.threads_per_job)
-        assert scheduler._free_slots >= 0
+        assert scheduler._free_slots() >= 0
 
     def close(self) -> None:
         self.scheduler._dispatch = self._dispatch

@@ -219,6 +219,7 @@ def test_short_speech_over_tom_holds_until_its_words_are_known(speech, speech_ms
     ("I have a question.", "en", False), ("I have two.", "en", False),
     ("No, I have.", "en", False), ("What?", "en", False), ("Who is it?", "en", False),
     ("Ich habe nein.", "de", False),
+    ("Well.", "en", False), ("So.", "en", False), ("And I have.", "en", False),
 ])
 def test_listening_words_are_told_from_an_interruption(text, language, expected):
     assert is_backchannel(text, language) is expected

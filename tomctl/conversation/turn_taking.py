@@ -73,12 +73,12 @@ _BACKCHANNEL = {
 # ("I have", "I do", "it is") and stops has not taken the turn (tiny.en also hears Piper's
 # "uh huh" as "I have", sure of it). One who goes on speaks past TOM_BARGE_IN_SURE_MS and
 # interrupts; either way the words are kept for their next turn. Negations and question
-# words are not among them: "no", "what?" interrupt.
+# words are not among them: "no", "what?" interrupt; nor are the words that open a turn
+# ("well", "so", "and", "also"), or a misheard "Wait," would be let pass.
 _ASK_NOTHING = {
     "en": {"i", "you", "we", "he", "she", "they", "it", "me", "have", "has", "had", "do",
-           "did", "am", "is", "are", "was", "the", "a", "an", "and", "so", "well", "just"},
-    "de": {"ich", "du", "wir", "es", "habe", "hab", "hat", "bin", "ist", "das", "und",
-           "na", "tja"},
+           "did", "am", "is", "are", "was", "the", "a", "an"},
+    "de": {"ich", "du", "wir", "es", "habe", "hab", "hat", "bin", "ist", "das"},
 }
 # Everything that, said over TOM's voice alone, does not take the turn.
 _NOT_A_TURN = {language: _BACKCHANNEL[language] | _ASK_NOTHING[language]
