@@ -14,6 +14,7 @@ from testkit.harness import CallHarness
 from testkit.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
                           word_error_rate, words)
 from tomctl.errors import LanguageModelError
+from tomctl.speech.scheduler import Ticket
 from tomctl.speech.scheduling import Turn
 from tomctl.speech.sentences import repeats_itself
 
@@ -376,28 +377,40 @@ class GoingOnEngine(HastyEngine):
     def __init__(self, engine, going_on: gevent.event.Event) -> None:
         super().__init__(engine)
         self._going_on = going_on
+        self.ready = gevent.event.Event()     # the first answer audio waits for going_on
 
     def synthesize(self, *args, **kwargs):
         frames = self._engine.synthesize(*args, **kwargs)
         if kwargs.get("first_audio"):
+            self.ready.set()
             self._going_on.wait(timeout=10)
         return frames
 
 
-def test_an_answer_ready_while_the_caller_goes_on_is_never_heard(engine):
+@pytest.mark.parametrize("start", ["voiced", "soft"])
+def test_an_answer_ready_while_the_caller_goes_on_is_never_heard(engine, start):
     """TOM took the turn in the caller's pause, and its answer is ready the moment they
     start again, before their sound is long enough to count as speech: not a frame of it
     may reach them. The answer waits while they make a sound, and once it is speech the
-    whole turn is answered anew."""
+    whole turn is answered anew. A soft start (a breath, an "F…") is under the loudness
+    that holds TOM's voice for a barge-in, for 100 ms here."""
     rate = 8000
     first, question = "Good morning.", "Do you sell winter tyres?"
     said, asked = (_audible(piper_say(engine, text, rate)) for text in (first, question))
     going_on = gevent.event.Event()
     onset = int(0.06 * rate)
-    with CallHarness(GoingOnEngine(engine, going_on), rate) as call:
+    if start == "soft":
+        breath = noise_burst(0.12, rate, level=0.006, seed=5)     # -44 dBFS
+        asked, onset = np.concatenate([breath, asked]), int(0.02 * rate)
+    slow = GoingOnEngine(engine, going_on)
+    with CallHarness(slow, rate) as call:
         call.feed(np.concatenate([silence(0.3, rate), said]))
-        # The pause lasts until TOM has taken the turn, however busy the machine is.
+        # The pause lasts until TOM's answer is ready, however busy the machine is.
         call.feed_until(silence(10, rate), "end_of_turn", 10)
+        deadline = time.monotonic() + 30
+        while not slow.ready.is_set() and time.monotonic() < deadline:
+            call.feed(silence(0.02, rate))
+        assert slow.ready.is_set()
         fed = len(call.log)
         call.feed(asked[:onset])
         going_on.set()
@@ -418,6 +431,49 @@ def _audible(audio):
 
 def _users(call):
     return [e["content"] for e in call.conversation.history if e["role"] == "user"]
+
+
+class UnhurriedChecks(HastyEngine):
+    """… whose Whisper hears nothing until ``release`` is set, as on a busy machine."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.release = gevent.event.Event()
+        self.waiting = 0
+
+    def turn_complete_async(self, audio, turn):
+        return self._engine.turn_complete_async(audio, turn)
+
+    def transcribe_async(self, *args, **kwargs):
+        ticket = self._engine.transcribe_async(*args, **kwargs)
+        if self.release.is_set():
+            return ticket
+        self.waiting += 1
+        late = Ticket()
+        late.started = ticket.started
+        gevent.spawn(lambda: (self.release.wait(), ticket.result.wait(),
+                              late.result.set(ticket.result.get())))
+        return late
+
+
+def test_words_said_over_tom_while_earlier_ones_are_heard_are_kept_in_order(engine):
+    """Whisper is still hearing "Wait," when the caller's next words over TOM end: both
+    are heard, and the caller's turn begins with the first."""
+    rate = 8000
+    slow = UnhurriedChecks(engine)
+    with CallHarness(slow, rate) as call:
+        call.conversation.say("greeting")
+        call.feed(silence(1.0, rate))
+        call.feed(np.concatenate([espeak_say("Wait,", rate), silence(0.4, rate)]))
+        wait_until(lambda: slow.waiting == 1, 10, "Whisper asked to hear the first words")
+        call.feed(np.concatenate([espeak_say("hold on,", rate), silence(0.4, rate)]))
+        wait_until(lambda: slow.waiting == 2, 10, "Whisper asked to hear the next words")
+        slow.release.set()
+        fed = len(call.log)
+        call.feed(espeak_say("I want to talk to a person please.", rate))
+        call.feed_until(silence(30, rate), "reply_done", 30, since=fed)
+        transcript = [d["text"] for k, d in call.log if k == "transcript"][-1]
+        assert words(transcript)[:3] == ["wait", "hold", "on"], transcript
 
 
 @pytest.mark.parametrize("said,cut_off", [("okay", False), ("mhm", False), ("no wait", True)])

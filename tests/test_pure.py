@@ -4,7 +4,7 @@ heard, and Whisper's hallucination guards."""
 import numpy as np
 import pytest
 
-from tomctl.audio.energy import EnergyOnset
+from tomctl.audio.energy import EnergyOnset, Sound
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
                                         TurnDetector, UtteranceEnded)
 from tomctl.config import TurnSettings
@@ -229,11 +229,28 @@ def test_loudness_onset_follows_the_noise_floor():
     rng = np.random.default_rng(0)
     onset = EnergyOnset()
     hiss = [rng.normal(0, 0.02, 160).astype(np.float32) for _ in range(50)]
-    heard = [onset.is_loud(frame) for frame in hiss]
-    assert heard[0] and not any(heard[30:])     # steady hiss stops counting as loud
+    heard = [onset.hear(frame) for frame in hiss]
+    assert heard[0] is Sound.LOUD
+    assert all(sound is Sound.QUIET for sound in heard[30:])  # steady hiss is only noise
 
-    assert onset.is_loud(rng.normal(0, 0.2, 160).astype(np.float32))
-    assert not EnergyOnset().is_loud(np.full(160, 0.001, np.float32))
+    assert onset.hear(rng.normal(0, 0.2, 160).astype(np.float32)) is Sound.LOUD
+    assert EnergyOnset().hear(np.full(160, 0.001, np.float32)) is Sound.QUIET
+
+
+def test_a_soft_consonant_after_a_pause_is_heard_before_it_is_loud():
+    """espeak-ng's "… | Ford Focus" on a line at 30 dB SNR: the "F" rises through frames of
+    2.7 to 5 times the noise (RMS 0.005 to 0.011) before the vowel is loud."""
+    rng = np.random.default_rng(1)
+    onset = EnergyOnset()
+    for _ in range(40):
+        assert onset.hear(rng.normal(0, 0.002, 160).astype(np.float32)) is Sound.QUIET
+    heard = [onset.hear(rng.normal(0, level, 160).astype(np.float32))
+             for level in (0.0054, 0.0076, 0.0094, 0.0108, 0.0861)]
+    assert heard[0] is Sound.SOFT
+    assert heard[-1] is Sound.LOUD
+    assert Sound.LOUD not in heard[:2]
+    # A digitally silent line: a whisper of -52 dBFS is nothing yet.
+    assert EnergyOnset().hear(np.full(160, 0.0025, np.float32)) is Sound.QUIET
 
 
 def test_heard_text_counts_whole_and_partly_played_sentences():

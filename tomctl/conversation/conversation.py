@@ -19,7 +19,7 @@ import gevent.event
 import gevent.queue
 import numpy as np
 
-from tomctl.audio.energy import MIN_LOUD_RMS, EnergyOnset
+from tomctl.audio.energy import MIN_LOUD_RMS, EnergyOnset, Sound
 from tomctl.audio.frames import FRAME_MS, StreamResampler, check_rate, pcm_to_float
 from tomctl.audio.sink import AudioSink
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
@@ -139,6 +139,7 @@ class Conversation:
         self._energy = EnergyOnset()
         self._audio_ms = 0                    # caller audio received, in ms
         self._last_voice_sign_ms = -RESUME_AFTER_MS
+        self._last_sound_ms = -RESUME_AFTER_MS   # a voice sign, or a soft frame
         self._resampler = StreamResampler(rate, 16000)
         self._vad = engine.vad.stream()
         self._detector = TurnDetector(turns, CHUNK_MS)
@@ -235,7 +236,8 @@ class Conversation:
         now = time.monotonic()
         samples = pcm_to_float(pcm)
         self._note_audible(samples, now)
-        voice_sign = self._energy.is_loud(samples)
+        sound = self._energy.hear(samples)
+        voice_sign = sound is Sound.LOUD
         for probability, chunk in self._vad.process(self._resampler.process(samples)):
             before = self._detector.state
             for detected in self._detector.push(probability, chunk):
@@ -251,6 +253,8 @@ class Conversation:
         self._audio_ms += FRAME_MS
         if voice_sign:
             self._last_voice_sign_ms = self._audio_ms
+        if voice_sign or sound is Sound.SOFT:
+            self._last_sound_ms = self._audio_ms
         self._take_turn_decision(now)
         self._follow_check(now)
         self._follow_waiting_words(now)
@@ -368,11 +372,16 @@ class Conversation:
             self._drop_speculation()
             if self._phase() is ReplyPhase.SPEAKING:
                 # Said over TOM, too short to be sure of: TOM holds while Whisper hears it.
-                if detected.speech_ms >= self._min_barge_in_ms and self._held_at is not None:
+                # Words from a moment ago that Whisper has not heard yet (a busy machine) are
+                # heard again with these, in order, rather than forgotten.
+                earlier = self._check[1] if self._check is not None else None
+                if earlier is not None or (detected.speech_ms >= self._min_barge_in_ms
+                                           and self._held_at is not None):
+                    audio = detected.audio if earlier is None else \
+                        np.concatenate([earlier, detected.audio])
                     turn = Turn(self._speech_end_at, owner=self.id)
-                    self._check = (self._engine.transcribe_async(detected.audio, turn=turn,
-                                                                 hint=self._hint),
-                                   detected.audio, turn)
+                    self._check = (self._engine.transcribe_async(audio, turn=turn,
+                                                                 hint=self._hint), audio, turn)
                 else:
                     event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
                     self._pass_over(detected.audio)
@@ -435,9 +444,14 @@ class Conversation:
         return ReplyPhase.SPEAKING if reply.playing else ReplyPhase.IDLE
 
     def _take_turn_decision(self, now: float) -> None:
-        action = decide(self._phase(), self._detector.state, self._detector.speech_ms,
+        phase = self._phase()
+        # An answer not heard yet also waits on a soft sound (audio/energy.py), unless TOM
+        # is saying its holding phrase, whose echo could be one.
+        soft_counts = phase is ReplyPhase.THINKING and not self._reply.holding_phrase
+        last_sign_ms = self._last_sound_ms if soft_counts else self._last_voice_sign_ms
+        action = decide(phase, self._detector.state, self._detector.speech_ms,
                         self._held_at is not None, self._min_barge_in_ms,
-                        quiet_ms=self._audio_ms - self._last_voice_sign_ms,
+                        quiet_ms=self._audio_ms - last_sign_ms,
                         resume_after_ms=RESUME_AFTER_MS, sure_ms=self._sure_barge_in_ms,
                         checking=self._check is not None)
         if action is Action.HOLD:
