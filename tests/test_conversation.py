@@ -434,15 +434,12 @@ def _users(call):
 
 
 class UnhurriedChecks(HastyEngine):
-    """… whose Whisper hears nothing until ``release`` is set, as on a busy machine."""
+    """… and whose Whisper hears nothing until ``release`` is set, as on a busy machine."""
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
         self.release = gevent.event.Event()
         self.waiting = 0
-
-    def turn_complete_async(self, audio, turn):
-        return self._engine.turn_complete_async(audio, turn)
 
     def transcribe_async(self, *args, **kwargs):
         ticket = self._engine.transcribe_async(*args, **kwargs)

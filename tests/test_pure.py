@@ -189,6 +189,20 @@ def test_barge_in_decisions(phase, speech, speech_ms, held, quiet_ms, expected):
                   resume_after_ms=96) is expected
 
 
+@pytest.mark.parametrize("phase,held,quiet_ms,soft_quiet_ms,expected", [
+    (ReplyPhase.THINKING, False, 200, 0, Action.HOLD),       # "F…": the answer waits
+    (ReplyPhase.THINKING, True, 200, 40, Action.NONE),
+    (ReplyPhase.THINKING, True, 200, 100, Action.RESUME),    # quiet again
+    (ReplyPhase.THINKING, False, 200, None, Action.NONE),    # TOM's holding phrase plays
+    (ReplyPhase.SPEAKING, False, 200, 0, Action.NONE),       # its voice's echo is soft too
+    (ReplyPhase.IDLE, False, 200, 0, Action.NONE),
+])
+def test_an_answer_not_heard_yet_also_waits_on_a_soft_sound(phase, held, quiet_ms,
+                                                             soft_quiet_ms, expected):
+    assert decide(phase, SpeechState.QUIET, 0, held, min_speech_ms=200, quiet_ms=quiet_ms,
+                  resume_after_ms=96, soft_quiet_ms=soft_quiet_ms) is expected
+
+
 @pytest.mark.parametrize("speech,speech_ms,held,quiet_ms,checking,expected", [
     (SpeechState.SPEAKING, 300, True, 0, False, Action.NONE),        # a word, perhaps: hold
     (SpeechState.STOPPING, 300, True, 100, False, Action.NONE),      # over: still unknown
@@ -249,8 +263,12 @@ def test_a_soft_consonant_after_a_pause_is_heard_before_it_is_loud():
     assert heard[0] is Sound.SOFT
     assert heard[-1] is Sound.LOUD
     assert Sound.LOUD not in heard[:2]
-    # A digitally silent line: a whisper of -52 dBFS is nothing yet.
-    assert EnergyOnset().hear(np.full(160, 0.0025, np.float32)) is Sound.QUIET
+    # On a digitally silent line the floor is nothing: under -48 dBFS is still quiet.
+    silent = EnergyOnset()
+    for _ in range(40):
+        silent.hear(np.zeros(160, np.float32))
+    assert silent.hear(np.full(160, 0.0025, np.float32)) is Sound.QUIET
+    assert silent.hear(np.full(160, 0.005, np.float32)) is Sound.SOFT
 
 
 def test_heard_text_counts_whole_and_partly_played_sentences():

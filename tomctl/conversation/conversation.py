@@ -445,15 +445,14 @@ class Conversation:
 
     def _take_turn_decision(self, now: float) -> None:
         phase = self._phase()
-        # An answer not heard yet also waits on a soft sound (audio/energy.py), unless TOM
-        # is saying its holding phrase, whose echo could be one.
-        soft_counts = phase is ReplyPhase.THINKING and not self._reply.holding_phrase
-        last_sign_ms = self._last_sound_ms if soft_counts else self._last_voice_sign_ms
+        # While THINKING the only voice of TOM's that can play is its holding phrase.
+        tom_heard = phase is ReplyPhase.THINKING and self._reply.holding_phrase
         action = decide(phase, self._detector.state, self._detector.speech_ms,
                         self._held_at is not None, self._min_barge_in_ms,
-                        quiet_ms=self._audio_ms - last_sign_ms,
+                        quiet_ms=self._audio_ms - self._last_voice_sign_ms,
                         resume_after_ms=RESUME_AFTER_MS, sure_ms=self._sure_barge_in_ms,
-                        checking=self._check is not None)
+                        checking=self._check is not None,
+                        soft_quiet_ms=None if tom_heard else self._audio_ms - self._last_sound_ms)
         if action is Action.HOLD:
             self._sink.hold()
             self._held_at = now

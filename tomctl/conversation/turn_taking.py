@@ -33,14 +33,20 @@ class Action(enum.Enum):
 
 def decide(phase: ReplyPhase, speech: SpeechState, speech_ms: int, held: bool,
            min_speech_ms: int, quiet_ms: int = 0, resume_after_ms: int = 0,
-           sure_ms: int | None = None, checking: bool = False) -> Action:
+           sure_ms: int | None = None, checking: bool = False,
+           soft_quiet_ms: int | None = None) -> Action:
     """``quiet_ms``: audio since the last sign of the caller's voice (a loud frame, a chunk
     the VAD scores as likely speech, or the turn detector hearing speech); 0 means a sign in
     this very frame. Holding on a sign is cheap; TOM resumes once the line has been quiet for
     ``resume_after_ms``, so a hold does not flicker on and off between syllables.
     ``sure_ms`` (default ``min_speech_ms``): speech that interrupts TOM whatever it says;
-    ``checking``: Whisper is hearing what shorter speech said, and TOM keeps holding."""
+    ``checking``: Whisper is hearing what shorter speech said, and TOM keeps holding.
+    ``soft_quiet_ms``: audio since a sign or a soft frame (audio/energy.py), when no voice of
+    TOM's plays whose echo could be one (None otherwise). Only an answer not heard yet waits
+    on it: a caller going on with "F…" or a breath is soft for 60–100 ms before a sign."""
     sure_ms = min_speech_ms if sure_ms is None else sure_ms
+    if phase is ReplyPhase.THINKING and soft_quiet_ms is not None:
+        quiet_ms = min(quiet_ms, soft_quiet_ms)
     talking = quiet_ms == 0 or speech is not SpeechState.QUIET
     if phase is ReplyPhase.IDLE:
         return Action.RESUME if held else Action.NONE
