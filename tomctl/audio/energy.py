@@ -32,7 +32,7 @@ _SOFT_ABOVE_FLOOR = 2.5
 _MIN_SOFT_RMS = 0.004
 
 
-class Sound(enum.IntEnum):
+class Sound(enum.Enum):
     QUIET = 0
     SOFT = 1
     LOUD = 2
