@@ -18,7 +18,13 @@ own sentences), ``llm`` (the facts go into the prompt, the LLM phrases them) and
              holds for it contains, or a part number the catalogue lacks
   e2e        caller's last audible sample to the first answer frame sent, p50/p95 ms
   tool_ms    the lookup's own time, p95
-and the answers that were wrong. Targets: correct ≥ 90 %, invented 0, in template mode.
+  correct_after_reply
+             the same, judged on TOM's next answer where its first ends on a question
+             about the car or the part ("Which year is your car?") and the caller replies
+             with what the question said, once, in the same voice ("It is from 2018.")
+  replies    how many answers asked such a question
+and the answers that were wrong. Targets: correct ≥ 90 %, invented 0, in template mode, on
+the first answer.
 """
 
 from __future__ import annotations
@@ -191,10 +197,28 @@ class Checker:
                    for number in re.findall(r"\d+", reply))
 
 
-def say(engine: Engine, question: Question, voice: str) -> np.ndarray:
-    audio = piper_say(engine, question.text, RATE) if voice == "piper" else \
-        espeak_say(question.text, RATE, voice)
-    return on_the_line(audio, RATE, SNR_DB, seed=len(question.text))
+_CAR = re.compile(r".*\bfor (?P<car>an? .+?)[?.]$")
+_PART = re.compile(r"\b(?:have|need|sell|are|for|does) (?:an? )?(?P<part>[a-z ]+?) "
+                   r"(?:cost )?for an? ")
+
+
+def reply_to(question: Question, reply: str) -> str | None:
+    """What the caller says when TOM's answer asks about the car or the part: what the
+    question said about it; None when TOM asked nothing of the kind."""
+    car, part = _CAR.search(question.text), _PART.search(question.text)
+    if reply.endswith("model and year is your car?"):
+        return f"{car.group('car')[0].upper()}{car.group('car')[1:]}." if car else None
+    if reply.endswith("Which year is your car?"):
+        return f"It is from {question.year}." if question.year else None
+    if reply.startswith("Which part do you need"):
+        return f"{part.group('part')[0].upper()}{part.group('part')[1:]}." if part else None
+    return None
+
+
+def say(engine: Engine, text: str, voice: str) -> np.ndarray:
+    audio = piper_say(engine, text, RATE) if voice == "piper" else \
+        espeak_say(text, RATE, voice)
+    return on_the_line(audio, RATE, SNR_DB, seed=len(text))
 
 
 def run(modes: list[str]) -> dict:
@@ -207,7 +231,7 @@ def run(modes: list[str]) -> dict:
     numbers = {row[0] for row in catalogue._db.execute("select part_number from parts")}
     shop = load_shop(str(DATA / "shop.toml"))
     checker = Checker(catalogue, shop, numbers)
-    audio = [say(engine, q, VOICES[i % len(VOICES)]) for i, q in enumerate(QUESTIONS)]
+    audio = [say(engine, q.text, VOICES[i % len(VOICES)]) for i, q in enumerate(QUESTIONS)]
     steal = StealMeter()
     report: dict = {"questions": len(QUESTIONS), "modes": {}}
     for mode in modes:
@@ -215,26 +239,43 @@ def run(modes: list[str]) -> dict:
             "TOM_CATALOGUE_PATH": catalogue_path, "TOM_SHOP_FILE": str(DATA / "shop.toml"),
             "TOM_TOOL_ANSWERS": mode}), engine.metrics)
         correct, invented, e2e, tool_ms, wrong, cases = 0, 0, [], [], [], []
+        after_reply, replies = 0, 0
         for question, spoken, index in zip(QUESTIONS, audio, range(len(QUESTIONS))):
-            result = timed_answer(engine, spoken, RATE, SNR_DB, tools=tools)
+            voice = VOICES[index % len(VOICES)]
+
+            def then(reply: str, question=question, voice=voice) -> np.ndarray | None:
+                said = reply_to(question, reply)
+                return None if said is None else say(engine, said, voice)
+
+            result = timed_answer(engine, spoken, RATE, SNR_DB, tools=tools, then=then)
             reply = result.get("reply", "")
             right, made_up = checker.judge(question, reply) if result["answered"] \
                 else (False, False)
             correct += right
             invented += made_up
+            follow_up = result.get("follow_up")
+            if follow_up is not None:
+                replies += 1
+                later_right, later_made_up = checker.judge(question, follow_up["reply"]) \
+                    if follow_up["answered"] else (False, False)
+                after_reply += later_right and not later_made_up and not made_up
+            else:
+                after_reply += right and not made_up
             if result.get("e2e_ms") is not None:
                 e2e.append(result["e2e_ms"])
             if "tool_ms" in result.get("latencies", {}):
                 tool_ms.append(result["latencies"]["tool_ms"])
             cases.append({"question": question.text, "reply": reply, "correct": right,
-                          "invented": made_up})
+                          "invented": made_up, "follow_up": follow_up})
             if not right or made_up:
-                wrong.append({"question": question.text, "voice": VOICES[index % len(VOICES)],
+                wrong.append({"question": question.text, "voice": voice,
                               "heard": result.get("transcript", ""), "reply": reply,
-                              "invented": made_up})
+                              "invented": made_up, "follow_up": follow_up})
         report["modes"][mode] = {
             "correct": round(correct / len(QUESTIONS), 3),
             "invented": round(invented / len(QUESTIONS), 3),
+            "correct_after_reply": round(after_reply / len(QUESTIONS), 3),
+            "replies": replies,
             "e2e": percentiles(e2e), "tool_ms_p95": percentiles(tool_ms)["p95"],
             "wrong": wrong, "cases": cases}
     engine.close()

@@ -93,10 +93,12 @@ class CallHarness:
 
 
 def timed_answer(engine, audio: np.ndarray, rate: int, snr_db: float = 30, tools=None,
-                 timeout_s: float = 20) -> dict:
+                 timeout_s: float = 20, then=None) -> dict:
     """Speak ``audio`` into a fresh call and wait for TOM's answer to all of it, timed where
     the caller is: ``e2e_ms`` from the last audible sample to the first answer frame sent
-    (None if TOM talked before the caller had finished, ``talked_early``)."""
+    (None if TOM talked before the caller had finished, ``talked_early``). ``then(reply)``
+    may give what the caller says next, once TOM is quiet (the reply to a question TOM
+    asked): TOM's answer to it is ``follow_up``."""
     with CallHarness(engine, rate, tools) as call:
         # Frames are handed over when their span starts; a phone line delivers them when it
         # ends: charge the 20 ms back.
@@ -117,9 +119,29 @@ def timed_answer(engine, audio: np.ndarray, rate: int, snr_db: float = 30, tools
         tools_used = [d for k, d in call.log if k == "tool"]
         done = [d for k, d in call.log if k == "reply_done"][-1]
         answered = call.conversation._reply      # the turn answered last: what Whisper heard
-        return {"answered": True, "talked_early": bool(early),
+        follow_up = then(done["text"]) if then is not None else None
+        if follow_up is not None:
+            follow_up = _answer_to(call, follow_up, rate, snr_db, timeout_s)
+        return {"answered": True, "talked_early": bool(early), "follow_up": follow_up,
                 "turn_audio": answered.utterance_audio if answered is not None else None,
                 "end_of_turn": ended[-1] if ended else None, "latencies": done["latencies"],
                 "e2e_ms": (answer[0] - end_at) * 1000 if answer and not early else None,
                 "transcript": transcripts[-1] if transcripts else "", "reply": done["text"],
                 "tool": tools_used[-1] if tools_used else None}
+
+
+def _answer_to(call: CallHarness, audio: np.ndarray, rate: int, snr_db: float,
+               timeout_s: float) -> dict:
+    """What TOM says to ``audio``, said once TOM is quiet: its transcript and reply text."""
+    if not call.feed_silence_until_idle(timeout_s):
+        return {"answered": False}
+    since = len(call.log)
+    call.feed(audio)
+    try:
+        done = call.feed_until(with_noise(silence(timeout_s, rate), snr_db, seed=8),
+                               "reply_done", timeout_s, since=since)
+    except AssertionError:
+        return {"answered": False}
+    transcripts = [d["text"] for k, d in call.log[since:] if k == "transcript"]
+    return {"answered": True, "transcript": transcripts[-1] if transcripts else "",
+            "reply": done["text"]}

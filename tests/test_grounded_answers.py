@@ -56,12 +56,19 @@ def tools_for(engine, catalogue_path, **environ):
 def answer(engine, tools, question):
     """The caller asks ``question`` (Piper's voice, 8 kHz); TOM's whole answer and events."""
     with CallHarness(engine, 8000, tools) as call:
-        call.feed(np.concatenate([silence(0.3, 8000), piper_say(engine, question, 8000)]))
-        done = call.feed_until(silence(20, 8000), "reply_done", 20)
-        assert call.feed_silence_until_idle(20)
+        done = ask(engine, call, question)
         heard = engine.transcribe(gevent.get_hub().threadpool.apply(
             _to_16k, (call.heard_audio(),)))
         return done["text"], [d for k, d in call.log if k == "tool"], heard.text
+
+
+def ask(engine, call, said):
+    """The caller says ``said`` once TOM is quiet; TOM's whole answer to it."""
+    since = len(call.log)
+    call.feed(np.concatenate([silence(0.3, 8000), piper_say(engine, said, 8000)]))
+    done = call.feed_until(silence(20, 8000), "reply_done", 20, since=since)
+    assert call.feed_silence_until_idle(20)
+    return done
 
 
 def _to_16k(audio):
@@ -87,6 +94,27 @@ def test_a_part_the_catalogue_lacks_is_not_invented(engine, catalogue_path):
                                   "Do you have a roof box for a VW Golf 7?")
     assert tool_events[-1] == {"tool": "catalogue", "answer": "not_found"}
     assert said.startswith("Sorry, we do not have that") and "euro" not in said
+
+
+def test_a_reply_to_toms_question_about_the_car_answers_the_question_asked(engine,
+                                                                          catalogue_path):
+    # The caller names the car only when asked; TOM must not forget the part meanwhile
+    # ("Which part do you need for the Ford Fiesta?") nor need the question again.
+    with CallHarness(engine, 8000, tools_for(engine, catalogue_path)) as call:
+        asked = ask(engine, call, "Do you have brake pads?")
+        answered = ask(engine, call, "A Ford Fiesta from 2014.")
+        then = ask(engine, call, "And wiper blades?")
+        tool_events = [d for k, d in call.log if k == "tool"]
+        heard = [d["text"] for k, d in call.log if k == "transcript"]
+    assert [event["answer"] for event in tool_events] == ["ask_vehicle", "parts", "parts"], \
+        heard
+    assert asked["text"].endswith("Which make, model and year is your car?")
+    catalogue = Catalogue(catalogue_path)
+    for done, words in ((answered, ["brake", "pads"]), (then, ["wiper"])):
+        parts = catalogue.find(words, "Ford", "Fiesta", 2014)
+        assert parts and f"{parts[0].name_en} for " \
+            f"{answers.price(parts[0].price, 'EUR', 'en')}" in done["text"], done["text"]
+    catalogue.close()
 
 
 def test_saturday_hours_come_from_the_shop_file(engine, catalogue_path):

@@ -35,6 +35,7 @@ from tomctl.speech.offload import HubMailbox, StopFlag
 from tomctl.speech.scheduler import QUEUE_TIMEOUT_S
 from tomctl.speech.scheduling import Turn
 from tomctl.speech.whisper import Transcript
+from tomctl.tools import follow_up
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Conversation:
         self.variant = variant or BASE_VARIANT   # kept for the whole call
         self._tools = tools                    # a ToolHub, or None
         self._hint = tools.stt_hint if tools is not None else ""   # words Whisper expects
+        self._tool_context = follow_up.Context()   # the caller's car, TOM's open question
         self._sink = sink
         self.rate = check_rate(rate)
         self._on_event = on_event or (lambda kind, **data: None)
@@ -595,7 +597,7 @@ class Conversation:
             self._on_event("answer", text=transcript.text)
             return "question_answered"
         latencies: dict[str, float] = {"stt_ms": stt_s * 1000, "llm_max_step_ms": 0.0}
-        found = self._tools.consult(transcript.text, self._language) \
+        found = self._tools.consult(transcript.text, self._language, self._tool_context) \
             if self._tools is not None else None
         facts = ""
         if found is not None:
@@ -608,10 +610,11 @@ class Conversation:
                     if reply.stop.is_set():
                         break
                 return self._finish(utterance, reply, transcript.text, latencies,
-                                    "tool_failed" if found.answer.failed else "answered")
+                                    "tool_failed" if found.answer.failed else "answered",
+                                    found)
             facts = found.answer.text
         self._ask_llm(utterance, reply, transcript.text, facts, latencies)
-        return self._finish(utterance, reply, transcript.text, latencies, "answered")
+        return self._finish(utterance, reply, transcript.text, latencies, "answered", found)
 
     def _ask_llm(self, utterance: Utterance, reply: Reply, text: str, facts: str,
                  latencies: dict[str, float]) -> None:
@@ -641,12 +644,18 @@ class Conversation:
             last_step_at = time.monotonic()
 
     def _finish(self, utterance: Utterance, reply: Reply, text: str,
-                latencies: dict[str, float], outcome: str) -> str:
-        """The answer has been said (or given up): the turn's outcome."""
+                latencies: dict[str, float], outcome: str, found: Any = None) -> str:
+        """The answer has been said (or given up): the turn's outcome. What the tools
+        found (a ToolResult, or None) becomes the call's context only now: a withdrawn or
+        restarted answer was never the caller's."""
         if not self._verdict(utterance, reply):
             return "withdrawn"
         if reply.superseded or (reply.stop.is_set() and not reply.started):
             return "restarted"
+        if self._tools is not None:
+            self._tool_context = follow_up.remember(
+                self._tool_context, found.lookup if found else None,
+                found.answer.kind if found else "")
         empty = not reply.started
         if empty:       # the model said nothing speakable, or only a loop: never silence
             self._speak_fallback(reply)

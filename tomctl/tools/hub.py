@@ -21,9 +21,10 @@ import gevent
 from tomctl.config import ToolAnswers
 from tomctl.errors import TomError
 from tomctl.logs import event
-from tomctl.tools import answers
+from tomctl.tools import answers, follow_up
 from tomctl.tools.answers import Answer
 from tomctl.tools.catalogue import Catalogue, CatalogueError
+from tomctl.tools.follow_up import Context
 from tomctl.tools.orders import OrderStatus
 from tomctl.tools.query import Lookup, Vocabulary, extract
 from tomctl.tools.shop import Shop
@@ -39,6 +40,7 @@ class ToolResult:
     source: str
     answer: Answer
     latency_s: float
+    lookup: Lookup                 # what was looked up, the call's context filled in
 
 
 class Tool(Protocol):
@@ -131,16 +133,18 @@ class ToolHub:
     def lookup(self, text: str, language: str) -> Lookup:
         return extract(text, language, self._vocabulary)
 
-    def consult(self, text: str, language: str) -> ToolResult | None:
-        """The answer to ``text`` from the first tool it is for; None when it is for none
-        (the LLM answers). Runs the tool in a worker thread; call it from a greenlet."""
-        lookup = self.lookup(text, language)
+    def consult(self, text: str, language: str,
+                context: Context = Context()) -> ToolResult | None:
+        """The answer to ``text``, said in a call that has established ``context``, from
+        the first tool it is for; None when it is for none (the LLM answers). Runs the tool
+        in a worker thread; call it from a greenlet."""
+        lookup = follow_up.complete(self.lookup(text, language), context)
         tool = next((tool for tool in self._tools if tool.wanted(lookup)), None)
         if tool is None:
             return None
         known = tool.without_data(lookup, language)
         if known is not None:
-            return ToolResult(tool.name, "none", known, 0.0)
+            return ToolResult(tool.name, "none", known, 0.0, lookup)
         started = time.monotonic()
         labels = {"tool": tool.name, "source": tool.source}
         try:
@@ -155,7 +159,7 @@ class ToolHub:
         self._metrics.tool_latency.labels(**labels).observe(latency_s)
         event(log, "tool_call", tool=tool.name, source=tool.source, answer=answer.kind,
               ms=round(latency_s * 1000, 1))
-        return ToolResult(tool.name, tool.source, answer, latency_s)
+        return ToolResult(tool.name, tool.source, answer, latency_s, lookup)
 
     def _failed(self, tool: Tool, labels: dict, language: str, why: str) -> Answer:
         self._metrics.tool_failures.labels(**labels).inc()

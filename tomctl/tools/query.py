@@ -18,6 +18,7 @@ from typing import Iterable
 MAKE_ALIASES = {"vw": "Volkswagen", "v w": "Volkswagen", "volkswagen": "Volkswagen", "benz": "Mercedes-Benz",
                 "mercedes": "Mercedes-Benz", "merc": "Mercedes-Benz", "chevy": "Chevrolet",
                 "beemer": "BMW", "skoda": "Skoda", "škoda": "Skoda"}
+MAKE_NAMES = {word for alias in MAKE_ALIASES for word in alias.split()}
 DIGIT_WORDS = {
     "en": {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
            "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"},
@@ -79,6 +80,7 @@ class Lookup:
     facts: tuple[str, ...] = ()        # hours, address, returns
     day: str = ""                      # today, tomorrow or a weekday, for the hours
     asks_for_item: bool = False        # a request for something, known or not
+    other_words: tuple[str, ...] = ()  # the rest: no filler, number, car or part word
 
     @property
     def empty(self) -> bool:
@@ -158,9 +160,14 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
         model = _misheard_model(flat, make, vocabulary)
     years = _YEAR.findall(said)
     order_numbers = [n for n in _ORDER_NUMBER.findall(said) if n not in years]
+    car_words = set(plain(f"{make} {model}").split())
     words = tuple(dict.fromkeys(
         known for word in flat.split() if word not in plain(model).split()
         for known in [_part_word(word, vocabulary.part_words)] if known))
+    other = tuple(word for word in flat.split()
+                  if len(word) > 1 and not word.isdigit() and word not in FILLERS
+                  and word not in car_words and word not in MAKE_NAMES
+                  and not _part_word(word, vocabulary.part_words))
     language = language if language in ORDER_WORDS else "en"
     lowered = said.lower()
     facts = tuple(name for name, patterns in FACTS.items()
@@ -171,7 +178,8 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
                   part_words=words, order_number=order_numbers[0] if order_numbers else "",
                   asks_about_order=bool(re.search(ORDER_WORDS[language], lowered)),
                   facts=facts, day=day,
-                  asks_for_item=bool(words) or _asks_for_item(lowered, language))
+                  asks_for_item=bool(words) or _asks_for_item(lowered, language),
+                  other_words=other)
 
 
 def _misheard_model(flat: str, make: str, vocabulary: Vocabulary) -> str:
