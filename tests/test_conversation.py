@@ -3,6 +3,7 @@
 import dataclasses
 import threading
 import time
+import types
 
 import gevent
 import gevent.event
@@ -288,6 +289,30 @@ def test_a_late_answer_is_preceded_by_the_holding_phrase(engine):
         assert heard[:len(holding)] == holding and len(heard) > len(holding)
         assert call.conversation.history[-1]["content"] == done["text"]
     assert engine.metrics.holding_phrases._value.get() == before + 1
+
+
+class PretendingEngine:
+    """The real engine, whose LLM answers "are you a real person?" as a small one may."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def start_reply(self, messages, stop, emit, *args, **kwargs):
+        for piece in ("I'm sorry, but", "I'm not a chatbot.", "I'm a human.",
+                      "How can I help you?"):
+            emit("sentence", piece)
+        emit("done", None)
+        return types.SimpleNamespace(started=gevent.event.Event())
+
+
+def test_tom_never_tells_a_caller_it_is_a_person(engine):
+    with CallHarness(PretendingEngine(engine), 8000) as call:
+        call.conversation.hear_text("Are you a real person?")
+        done = call.wait_for("reply_done", timeout_s=30)
+    assert done["text"] == "I'm sorry, but I am an automated assistant. How can I help you?"
 
 
 class BusyMachine:

@@ -22,7 +22,7 @@ from tomctl.metrics import Metrics
 from tomctl.recording import qc, retention
 from tomctl.recording.consent import consent_answer, consent_from_key
 from tomctl.recording.recorder import RecordingWriter
-from tomctl.speech.persona import BUNDLED_DIR, discloses_automation, load_persona
+from tomctl.speech.persona import BUNDLED_DIR, discloses_automation, honest, load_persona
 
 pytestmark = pytest.mark.timeout(120)
 CALL = "0f0e0d0c-0b0a-4908-8706-050403020100"
@@ -57,6 +57,24 @@ def test_both_bundled_greetings_say_a_machine_answers():
     for language in ("en", "de"):
         persona = load_persona(config.load({"TOM_LANGUAGE": language}).persona)
         assert discloses_automation(persona.phrases["greeting"], language)
+
+
+@pytest.mark.parametrize("language, piece, claims", [
+    ("en", "I'm a human.", True), ("en", "I am a real person, not a machine.", True),
+    ("en", "I'm not a chatbot.", True), ("en", "I am not an AI assistant.", True),
+    ("en", "I'm just a regular employee here.", True),
+    ("en", "I'm an automated assistant.", False), ("en", "I'm not sure.", False),
+    ("en", "A human colleague can help you.", False), ("en", "I am happy to help.", False),
+    ("de", "Ich bin ein Mensch.", True), ("de", "Ich bin kein Roboter.", True),
+    ("de", "Ich bin eine echte Person.", True), ("de", "Ich bin Mitarbeiterin hier.", True),
+    ("de", "Ich bin gerne für Sie da.", False),
+    ("de", "Ich bin ein automatischer Assistent.", False),
+    ("de", "Ein Mitarbeiter hilft Ihnen gern.", False),
+])
+def test_an_answer_claiming_a_person_speaks_says_the_truth_instead(language, piece, claims):
+    said = honest(piece, language)
+    assert (said != piece) == claims
+    assert said == piece or discloses_automation(said, language)
 
 
 def test_a_greeting_without_the_disclosure_refuses_to_start(tmp_path):

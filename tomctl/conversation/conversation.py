@@ -32,6 +32,7 @@ from tomctl.errors import PipelineError
 from tomctl.learning.variants import DEFAULT as DEFAULT_VARIANTS, Variant, phrase_name
 from tomctl.logs import event, personal
 from tomctl.speech.offload import HubMailbox, StopFlag
+from tomctl.speech.persona import honest
 from tomctl.speech.scheduler import QUEUE_TIMEOUT_S
 from tomctl.speech.scheduling import Turn
 from tomctl.speech.whisper import Transcript
@@ -627,6 +628,7 @@ class Conversation:
             reply.stop, lambda kind, value: mailbox.post((kind, value)), utterance.turn,
             key=self._llm_key, temperature=self.variant.temperature)
         last_step_at = llm_started
+        corrected = False
         while True:
             kind, value = self._next_llm_event(mailbox, ticket)
             # The longest the LLM kept this caller waiting for its next piece of the answer.
@@ -640,7 +642,11 @@ class Conversation:
                 engine.metrics.llm_latency.observe(time.monotonic() - llm_started)
                 latencies["llm_first_token_ms"] = (time.monotonic() - llm_started) * 1000
             elif kind == "sentence":
-                self._speak_sentence(reply, value, utterance, latencies, text)
+                piece = honest(value, self._language)
+                # "I'm not a chatbot. I'm a human." becomes the truth, said once.
+                if piece == value or not corrected:
+                    self._speak_sentence(reply, piece, utterance, latencies, text)
+                corrected = corrected or piece != value
             last_step_at = time.monotonic()
 
     def _finish(self, utterance: Utterance, reply: Reply, text: str,

@@ -27,6 +27,22 @@ DISCLOSURE = {
 }
 
 
+# A small LLM asked "are you a real person?" may say it is ("I'm not a chatbot. I'm a
+# human."): what it says of itself is a claim to be a person, or to be no machine.
+HUMAN_CLAIMS = {
+    "en": r"\bi(?:'m| am)\s+(?:(?:just|only|really|actually)\s+)?(?:(?:a|an)\s+)?(?:\w+\s+)?"
+          r"(?:human|person|human being|man|woman|guy|lady|employee|member of staff)\b"
+          r"|\bi(?:'m| am)\s+not\s+(?:(?:a|an)\s+)?(?:\w+\s+)?(?:bot|chatbot|robot|machine|ai|"
+          r"computer|program|automated|artificial|virtual)\b",
+    "de": r"\bich bin\s+(?:(?:nur|wirklich|tatsächlich)\s+)?(?:(?:ein|eine)\s+)?(?:\w+\s+)?"
+          r"(?:mensch|person|mann|frau|mitarbeiter|mitarbeiterin)\b"
+          r"|\bich bin\s+(?:kein|keine)\s+(?:\w+\s+)?(?:bot|chatbot|roboter|maschine|ki|"
+          r"computer|programm|automat)\b",
+}
+# What TOM says instead: the truth (EU AI Act, Art. 50).
+NOT_HUMAN = {"en": "I am an automated assistant.", "de": "Ich bin ein automatischer Assistent."}
+
+
 @dataclasses.dataclass(frozen=True)
 class Persona:
     language: str
@@ -71,3 +87,11 @@ def load_persona(settings: PersonaSettings) -> Persona:
 
 def discloses_automation(text: str, language: str) -> bool:
     return bool(re.search(DISCLOSURE.get(language, DISCLOSURE["en"]), text, re.IGNORECASE))
+
+
+def honest(piece: str, language: str) -> str:
+    """``piece`` of an LLM answer as TOM may say it: unchanged, or, where it claims that a
+    person speaks, the truth instead."""
+    if not re.search(HUMAN_CLAIMS.get(language, HUMAN_CLAIMS["en"]), piece, re.IGNORECASE):
+        return piece
+    return NOT_HUMAN.get(language, NOT_HUMAN["en"])
