@@ -1,6 +1,8 @@
 """A caller's reply in the light of what the call has established (pure, table-tested
 against the demo catalogue's vocabulary)."""
 
+import dataclasses
+
 import pytest
 
 from tomctl.tools.demo_catalogue import PARTS, VEHICLES
@@ -65,6 +67,23 @@ def test_a_reply_completes_what_the_call_has_established(context, language, said
             lookup.asks_for_item) == (make, model, year, words, asks)
 
 
+@pytest.mark.parametrize("context, said, unclear", [
+    (ASKED_CAR, "be done or you don't hate", "vehicle"),     # "A VW Golf 8", misheard
+    (ASKED_PART, "and not 5.", ""),                          # "not": declined
+    (ASKED_PART, "Hmm, the thing in the front", ""),         # a part it does not know
+    (ASKED_PART, "It is for the one that I told you about much earlier on", "part"),
+    (ASKED_YEAR, "Yes.", "vehicle"),
+    (dataclasses.replace(ASKED_CAR, asked_again=True), "be done or you don't hate", ""),
+    (ASKED_CAR, "I don't know.", ""),
+    (ASKED_CAR, "Can I speak to a colleague?", ""),
+    (ASKED_CAR, "A Ford Fiesta", ""),
+    (FOCUS, "be done or you don't hate", ""),                # nothing was asked
+])
+def test_a_reply_that_names_nothing_asked_for_is_asked_about_once_more(context, said,
+                                                                      unclear):
+    assert complete(extract(said, "en", VOCABULARY), context).unclear == unclear
+
+
 @pytest.mark.parametrize("context, said", [
     (ASKED_YEAR, "Are you open on Saturday?"),
     (ASKED_CAR, "Where is my order 4711234?"),
@@ -84,6 +103,8 @@ def test_a_question_about_something_else_is_left_alone(context, said):
     (FOCUS, "Are you open on Saturday?", "hours", FOCUS),      # the car stays
     (ASKED_CAR, None, "", NONE),            # the LLM answered: the question is closed
     (ASKED_PART, None, "", Context("Renault", "Clio", 2015)),
+    (ASKED_CAR, "be done or you don't hate", "ask_again",
+     dataclasses.replace(ASKED_CAR, asked_again=True)),
 ])
 def test_what_the_call_remembers_after_an_answer(context, said, answer_kind, expected):
     lookup = extract(said, "en", VOCABULARY) if said is not None else None

@@ -15,6 +15,7 @@ from tomctl.errors import TomError
 from tomctl.metrics import Metrics
 from tomctl.tools import hub
 from tomctl.tools.catalogue import Catalogue, import_csv
+from tomctl.tools.follow_up import Context, remember
 
 DATA = resources.files("tomctl.tools").joinpath("data")
 
@@ -100,6 +101,20 @@ def test_each_question_goes_to_its_tool(catalogue_path, orders_url, language, sa
 def test_what_is_for_no_tool_goes_to_the_llm(catalogue_path, said):
     tools, metrics = make_hub(catalogue_path)
     assert tools.consult(said, "en") is None
+
+
+def test_a_conversation_about_a_part_goes_on_from_what_was_said(catalogue_path):
+    # What the conversation does: each answer's lookup and kind become the next context.
+    tools, _ = make_hub(catalogue_path)
+    context, kinds = Context(), []
+    for said in ("Do you have shock absorbers?", "Sorry, be done or you hate",
+                 "A Ford Fiesta from 2014", "And wiper blades?", "Are you open on Sunday?",
+                 "And brake pads?"):
+        found = tools.consult(said, "en", context)
+        kinds.append(found.answer.kind)
+        context = remember(context, found.lookup, found.answer.kind)
+    assert kinds == ["ask_vehicle", "ask_again", "parts", "parts", "hours", "parts"]
+    assert "Ford Fiesta" in found.answer.text
 
 
 def test_a_found_part_is_the_catalogues_own(catalogue_path):

@@ -37,7 +37,8 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ])")
 @dataclasses.dataclass(frozen=True)
 class Answer:
     kind: str         # parts, other_years, ask_vehicle, not_found, hours, address, returns,
-    text: str         # order, no_order, ask_order_number, unknown, failed
+    text: str         # order, no_order, ask_order_number, unknown, failed, ask_part,
+                      # ask_again
     failed: bool = False
 
     def sentences(self) -> list[str]:
@@ -136,6 +137,18 @@ def ask_part(lookup: Lookup, language: str) -> Answer:
     if _en(language):
         return Answer("ask_part", f"Which part do you need for the {car}?")
     return Answer("ask_part", f"Welches Teil brauchen Sie für den {car.replace(' from ', ' von ')}?")
+
+
+def ask_again(about: str, language: str) -> Answer:
+    """TOM asked which car (or part) and did not understand the reply."""
+    if _en(language):
+        text = ("Sorry, I did not catch your car. Which make, model and year is it?"
+                if about == "vehicle" else "Sorry, I did not catch that. Which part do you need?")
+    else:
+        text = ("Entschuldigung, das Auto habe ich nicht verstanden. Welche Marke, welches "
+                "Modell und welches Baujahr hat es?" if about == "vehicle"
+                else "Entschuldigung, das habe ich nicht verstanden. Welches Teil brauchen Sie?")
+    return Answer("ask_again", text)
 
 
 def _name(part: Part, language: str) -> str:

@@ -12,6 +12,10 @@ circles, which is also how a caller recovers from Whisper mishearing the car.
   names a car or a year completes it.
 - Asked which part, a short reply naming no known part is a request for it ("exhaust
   pipes"), answered "we do not have that", not passed on to the LLM.
+- A reply to TOM's question that names nothing it asked for (Whisper misheard "a VW Golf 8"
+  as "be done or you don't hate") is asked about once more, not handed to the LLM, which
+  would make up an answer to words nobody said. A reply that declines ("I don't know", "a
+  colleague, please") is not.
 - A question about something else (hours, address, returns, an order) leaves all this
   alone.
 """
@@ -26,6 +30,7 @@ from tomctl.tools.query import NOT_ITEMS, Lookup
 # or not for the year said) and about the part (a car, but no part).
 ASKS_VEHICLE = frozenset({"ask_vehicle", "other_years"})
 ASKS_PART = frozenset({"ask_part"})
+ASKS_AGAIN = "ask_again"
 # Words of a reply that is not a part's name ("I'm not sure", "no thanks", "weiß nicht",
 # "a colleague, please").
 DECLINES = frozenset({"no", "not", "sure", "know", "nothing", "thanks", "thank", "bye",
@@ -41,6 +46,7 @@ class Context:
     year: int = 0
     asked: str = ""                        # "vehicle" or "part": TOM's open question
     part_words: tuple[str, ...] = ()       # the part the open question is about
+    asked_again: bool = False              # the open question has been asked twice
 
 
 def complete(lookup: Lookup, context: Context) -> Lookup:
@@ -56,6 +62,9 @@ def complete(lookup: Lookup, context: Context) -> Lookup:
             and _names_an_item(lookup.other_words):
         asks = True
     if not (part_words or asks):
+        if context.asked and not context.asked_again and not (names_car or lookup.year) \
+                and not DECLINES.intersection(lookup.other_words):
+            return dataclasses.replace(lookup, unclear=context.asked)
         return lookup         # no part in question: a car alone starts over, as before
     if names_car:
         same_car = (lookup.make, lookup.model) == (context.make, context.model)
@@ -77,6 +86,8 @@ def remember(context: Context, lookup: Lookup | None, answer_kind: str) -> Conte
         return Context(make, model, year, "vehicle", lookup.part_words)
     if answer_kind in ASKS_PART:
         return Context(make, model, year, "part")
+    if answer_kind == ASKS_AGAIN:
+        return dataclasses.replace(context, asked_again=True)
     return Context(make, model, year)
 
 

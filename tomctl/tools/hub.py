@@ -63,9 +63,11 @@ class CatalogueTool:
         self._currency = currency
 
     def wanted(self, lookup: Lookup) -> bool:
-        return lookup.asks_for_item or bool(lookup.make or lookup.model)
+        return lookup.asks_for_item or bool(lookup.make or lookup.model or lookup.unclear)
 
     def without_data(self, lookup: Lookup, language: str) -> Answer | None:
+        if lookup.unclear:                 # the reply to TOM's question said nothing of it
+            return answers.ask_again(lookup.unclear, language)
         if not lookup.asks_for_item:       # a car, but no part: ask which
             return answers.ask_part(lookup, language)
         return None
