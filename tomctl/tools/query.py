@@ -161,14 +161,15 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
         model = _misheard_model(flat, make, vocabulary)
     years = _YEAR.findall(said)
     order_numbers = [n for n in _ORDER_NUMBER.findall(said) if n not in years]
-    car_words = set(plain(f"{make} {model}").split())
-    words = tuple(dict.fromkeys(
-        known for word in flat.split() if word not in plain(model).split()
-        for known in [_part_word(word, vocabulary.part_words)] if known))
-    other = tuple(word for word in flat.split()
-                  if len(word) > 1 and not word.isdigit() and word not in FILLERS
-                  and word not in car_words and word not in MAKE_NAMES
-                  and not _part_word(word, vocabulary.part_words))
+    model_words = set(plain(model).split())
+    car_words = model_words | set(plain(make).split())
+    parts = [(word, _part_word(word, vocabulary.part_words)) for word in flat.split()]
+    words = tuple(dict.fromkeys(known for word, known in parts
+                                if known and word not in model_words))
+    other = tuple(word for word, known in parts
+                  if not known and len(word) > 1 and not word.isdigit()
+                  and word not in FILLERS and word not in car_words
+                  and word not in MAKE_NAMES)
     language = language if language in ORDER_WORDS else "en"
     lowered = said.lower()
     facts = tuple(name for name, patterns in FACTS.items()
