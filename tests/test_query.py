@@ -36,6 +36,11 @@ VOCABULARY = Vocabulary.build(
     ("en", "who you have a real mark for a Toyota Corola", "Toyota", "Corolla", 0, ()),
     ("en", "A civil question about my order", "", "", 0, ()),
     ("en", "Is the Toyota gold?", "Toyota", "", 0, ()),         # short names stay exact
+    # a make the catalogue lacks is still a car ("we do not have parts for the Tesla")
+    ("en", "Do you have brake pads for a Tesla Model 3?", "Tesla", "", 0, ("brake", "pads")),
+    ("de", "Ich brauche einen Ölfilter für meinen Kia von 2019", "Kia", "", 2019,
+     ("olfilter",)),
+    ("en", "Do you have a seat cover?", "", "", 0, ()),         # "Seat" is left out
 ])
 def test_vehicle_and_part_words(language, said, make, model, year, words):
     lookup = extract(said, language, VOCABULARY)

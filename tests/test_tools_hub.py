@@ -77,6 +77,8 @@ def counted(metrics, name, tool, source):
     ("en", "Brake pads for my Golf please", "catalogue", "ask_vehicle"),
     ("en", "Do you have a turbocharger for a VW Golf 7?", "catalogue", "not_found"),
     ("en", "Do you sell flux capacitors?", "catalogue", "not_found"),
+    ("en", "Do you have brake pads for a Tesla Model 3?", "catalogue", "not_found"),
+    ("en", "I drive a Kia from 2019.", "catalogue", "not_found"),
     ("en", "I'd like to order an oil filter for a 2018 Ford Focus", "catalogue", "parts"),
     # the demo Focus is from 2011 on: a year it is not for (misheard, or misremembered)
     ("en", "Do you have spark plugs for a Ford Focus from 2008?", "catalogue", "other_years"),

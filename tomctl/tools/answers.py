@@ -132,6 +132,15 @@ def other_years_answer(lookup: Lookup, parts: Sequence[Part], language: str,
     return Answer("other_years", " ".join([opening, *rest]))
 
 
+def no_parts_for(lookup: Lookup, language: str) -> Answer:
+    """A make the catalogue has no part for ("a Tesla"): said at once, not after the part."""
+    car = vehicle(lookup)
+    text = (f"Sorry, we do not have parts for the {car} in our catalogue." if _en(language)
+            else f"Teile für den {car.replace(' from ', ' von ')} haben wir leider nicht im "
+                 "Katalog.")
+    return Answer("not_found", f"{text} {_colleague(language)}")
+
+
 def ask_part(lookup: Lookup, language: str) -> Answer:
     car = vehicle(lookup)
     if _en(language):

@@ -58,9 +58,10 @@ class Tool(Protocol):
 class CatalogueTool:
     name, source = "catalogue", "sqlite"
 
-    def __init__(self, catalogue: Catalogue, currency: str) -> None:
+    def __init__(self, catalogue: Catalogue, currency: str, makes: frozenset[str]) -> None:
         self._catalogue = catalogue
         self._currency = currency
+        self._makes = makes          # the makes it has parts for
 
     def wanted(self, lookup: Lookup) -> bool:
         return lookup.asks_for_item or bool(lookup.make or lookup.model or lookup.unclear)
@@ -68,6 +69,8 @@ class CatalogueTool:
     def without_data(self, lookup: Lookup, language: str) -> Answer | None:
         if lookup.unclear:                 # the reply to TOM's question said nothing of it
             return answers.ask_again(lookup.unclear, language)
+        if lookup.make and lookup.make not in self._makes:
+            return answers.no_parts_for(lookup, language)
         if not lookup.asks_for_item:       # a car, but no part: ask which
             return answers.ask_part(lookup, language)
         return None
@@ -205,7 +208,8 @@ def build(settings: Any, metrics: Any) -> ToolHub | None:
     clock = shop.now if shop is not None else (lambda: dt.datetime.now(dt.timezone.utc))
     hub_tools: list[Tool] = [OrdersTool(orders), ShopTool(shop, clock)]
     if catalogue is not None:
-        hub_tools.append(CatalogueTool(catalogue, tools.currency))
+        hub_tools.append(CatalogueTool(catalogue, tools.currency,
+                                       frozenset(vocabulary.makes.values())))
     hint = catalogue.stt_hint(settings.persona.language) \
         if catalogue is not None and tools.stt_hint else ""
     return ToolHub(hub_tools, vocabulary, metrics, tools.timeout_s,

@@ -18,6 +18,13 @@ from typing import Iterable
 MAKE_ALIASES = {"vw": "Volkswagen", "v w": "Volkswagen", "volkswagen": "Volkswagen", "benz": "Mercedes-Benz",
                 "mercedes": "Mercedes-Benz", "merc": "Mercedes-Benz", "chevy": "Chevrolet",
                 "beemer": "BMW", "skoda": "Skoda", "škoda": "Skoda"}
+# Makes a caller may name that a shop's catalogue may not carry: asked for a part for one,
+# TOM says it does not have that, instead of asking for the car again. Makes that are also
+# everyday words ("Seat", "Smart", "Mini") are left out.
+OTHER_MAKES = ("Alfa Romeo", "Chevrolet", "Chrysler", "Citroën", "Cupra", "Dacia",
+               "Dodge", "Fiat", "Hyundai", "Jaguar", "Kia", "Lada", "Land Rover",
+               "Lexus", "Maserati", "Mazda", "Mitsubishi", "Nissan", "Peugeot", "Porsche",
+               "Range Rover", "Saab", "Subaru", "Suzuki", "Tesla", "Volvo")
 MAKE_NAMES = {word for alias in MAKE_ALIASES for word in alias.split()}
 DIGIT_WORDS = {
     "en": {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4",
@@ -157,6 +164,8 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
             if f" {name} " in padded and plain(known) in vocabulary.makes:
                 make = vocabulary.makes[plain(known)]
                 break
+    if not make:
+        make = next((name for name in OTHER_MAKES if f" {plain(name)} " in padded), "")
     if make and not model:
         model = _misheard_model(flat, make, vocabulary)
     years = _YEAR.findall(said)
