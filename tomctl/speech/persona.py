@@ -27,8 +27,8 @@ DISCLOSURE = {
 }
 
 
-# A small LLM asked "are you a real person?" may say it is ("I'm not a chatbot. I'm a
-# human."): what it says of itself is a claim to be a person, or to be no machine.
+# A small LLM may say it is a person (SmolLM2-135M, to a misheard reply: "I'm not a
+# chatbot. I'm a human."): a claim to be a person, or to be no machine.
 HUMAN_CLAIMS = {
     "en": r"\bi(?:'m| am)\s+(?:(?:just|only|really|actually)\s+)?(?:(?:a|an)\s+)?(?:\w+\s+)?"
           r"(?:human|person|human being|man|woman|guy|lady|employee|member of staff)\b"

@@ -90,11 +90,6 @@ class Lookup:
     other_words: tuple[str, ...] = ()  # the rest: no filler, number, car or part word
     unclear: str = ""                  # "vehicle" or "part": a reply that did not say which
 
-    @property
-    def empty(self) -> bool:
-        return not (self.part_words or self.order_number or self.asks_about_order
-                    or self.facts or self.asks_for_item or self.unclear)
-
 
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
