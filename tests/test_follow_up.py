@@ -15,6 +15,7 @@ VOCABULARY = Vocabulary.build(
 
 NONE = Context()
 FOCUS = Context("Ford", "Focus", 2018)
+FOCUS_PLUGS = Context("Ford", "Focus", 2018, part_words=("spark", "plugs"))
 ASKED_CAR = Context(asked="vehicle", part_words=("shock", "absorber"))
 ASKED_YEAR = Context("Ford", "Focus", 2008, "vehicle", ("spark", "plugs"))
 ASKED_PART = Context("Renault", "Clio", 2015, "part")
@@ -53,6 +54,11 @@ ASKED_PART = Context("Renault", "Clio", 2015, "part")
      True),                                     # the same car: its year still holds
     (FOCUS, "en", "And brake pads for the 2020 model?", "Ford", "Focus", 2020,
      ("brake", "pads"), True),
+    # ... and another car, with no part named, is about the part asked about last
+    (FOCUS_PLUGS, "en", "And for a Fiesta?", "Ford", "Fiesta", 0, ("spark", "plugs"), True),
+    (FOCUS_PLUGS, "en", "Do you have them for a Honda Jazz too?", "Honda", "Jazz", 0,
+     ("spark", "plugs"), True),
+    (FOCUS_PLUGS, "en", "It is from 2015.", "", "", 2015, (), False),   # nothing was asked
     # nothing about a part: the context stays out of it
     (FOCUS, "en", "Thank you very much!", "", "", 0, (), False),
     (FOCUS, "en", "A Honda Civic", "Honda", "Civic", 0, (), False),
@@ -98,10 +104,12 @@ def test_a_question_about_something_else_is_left_alone(context, said):
     (NONE, "Do you have shock absorbers?", "ask_vehicle", ASKED_CAR),
     (NONE, "Spark plugs for a Ford Focus from 2008", "other_years", ASKED_YEAR),
     (NONE, "Do you have a roof box for a Renault Clio from 2015?", "ask_part", ASKED_PART),
-    (NONE, "Spark plugs for a Ford Focus from 2018", "parts", FOCUS),
-    (ASKED_YEAR, "Spark plugs for a Ford Focus from 2018", "parts", FOCUS),
-    (FOCUS, "Are you open on Saturday?", "hours", FOCUS),      # the car stays
-    (ASKED_CAR, None, "", NONE),            # the LLM answered: the question is closed
+    (NONE, "Spark plugs for a Ford Focus from 2018", "parts", FOCUS_PLUGS),
+    (ASKED_YEAR, "Spark plugs for a Ford Focus from 2018", "parts", FOCUS_PLUGS),
+    (FOCUS_PLUGS, "Are you open on Saturday?", "hours", FOCUS_PLUGS),  # car and part stay
+    (FOCUS_PLUGS, "Do you have a roof box?", "not_found", FOCUS),   # the part asked last
+    # the LLM answered: the question is closed
+    (ASKED_CAR, None, "", Context(part_words=("shock", "absorber"))),
     (ASKED_PART, None, "", Context("Renault", "Clio", 2015)),
     (ASKED_CAR, "be done or you don't hate", "ask_again",
      dataclasses.replace(ASKED_CAR, asked_again=True)),

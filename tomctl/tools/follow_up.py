@@ -8,8 +8,9 @@ a new question ("Which part do you need for the Ford Fiesta from 2014?") and go 
 circles, which is also how a caller recovers from Whisper mishearing the car.
 
 - The car the caller named last stays for the call, for every later question about a part.
-- The part TOM asked a question about stays for the one turn that follows: a reply that
-  names a car or a year completes it.
+- So does the part asked about last, for a question that names another car but no part
+  ("And for a Fiesta?", "Do you have them for a Jazz too?").
+- When TOM asked which car, a reply naming only a year ("It is from 2018.") completes it.
 - Asked which part, a short reply naming no known part is a request for it ("exhaust
   pipes"), answered "we do not have that", not passed on to the LLM.
 - A reply to TOM's question that names nothing it asked for (Whisper misheard "a VW Golf 8"
@@ -45,7 +46,7 @@ class Context:
     model: str = ""
     year: int = 0
     asked: str = ""                        # "vehicle" or "part": TOM's open question
-    part_words: tuple[str, ...] = ()       # the part the open question is about
+    part_words: tuple[str, ...] = ()       # the part asked about last
     asked_again: bool = False              # the open question has been asked twice
 
 
@@ -56,7 +57,8 @@ def complete(lookup: Lookup, context: Context) -> Lookup:
         return lookup
     names_car = bool(lookup.make or lookup.model)
     part_words, asks = lookup.part_words, lookup.asks_for_item
-    if not part_words and context.asked == "vehicle" and (names_car or lookup.year):
+    if not part_words and context.part_words and \
+            (names_car or (lookup.year and context.asked == "vehicle")):
         part_words, asks = context.part_words, True
     elif not (part_words or asks or names_car) and context.asked == "part" \
             and _names_an_item(lookup.other_words):
@@ -79,16 +81,16 @@ def complete(lookup: Lookup, context: Context) -> Lookup:
 def remember(context: Context, lookup: Lookup | None, answer_kind: str) -> Context:
     """The context after TOM answered ``lookup`` (None: the LLM answered) with an answer of
     ``answer_kind``."""
-    make, model, year = context.make, context.model, context.year
-    if lookup is not None and (lookup.make or lookup.model):
-        make, model, year = lookup.make, lookup.model, lookup.year
-    if lookup is not None and answer_kind in ASKS_VEHICLE:
-        return Context(make, model, year, "vehicle", lookup.part_words)
-    if answer_kind in ASKS_PART:
-        return Context(make, model, year, "part")
     if answer_kind == ASKS_AGAIN:
         return dataclasses.replace(context, asked_again=True)
-    return Context(make, model, year)
+    make, model, year, part = context.make, context.model, context.year, context.part_words
+    if lookup is not None and (lookup.make or lookup.model):
+        make, model, year = lookup.make, lookup.model, lookup.year
+    if lookup is not None and lookup.asks_for_item:
+        part = lookup.part_words           # () for a part the catalogue does not know
+    asked = "vehicle" if answer_kind in ASKS_VEHICLE else \
+        "part" if answer_kind in ASKS_PART else ""
+    return Context(make, model, year, asked, part)
 
 
 def _names_an_item(words: tuple[str, ...]) -> bool:
