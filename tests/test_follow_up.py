@@ -59,6 +59,13 @@ ASKED_PART = Context("Renault", "Clio", 2015, "part")
     (FOCUS_PLUGS, "en", "Do you have them for a Honda Jazz too?", "Honda", "Jazz", 0,
      ("spark", "plugs"), True),
     (FOCUS_PLUGS, "en", "It is from 2015.", "", "", 2015, (), False),   # nothing was asked
+    (FOCUS_PLUGS, "de", "Haben Sie die auch für einen Honda Jazz?", "Honda", "Jazz", 0,
+     ("spark", "plugs"), True),
+    # ... but not a request for another item, known or not
+    (FOCUS_PLUGS, "en", "Do you have a roof box for a Honda Jazz?", "Honda", "Jazz", 0, (),
+     True),
+    (ASKED_CAR, "en", "Do you have a roof box for a Honda Jazz?", "Honda", "Jazz", 0, (),
+     True),
     # nothing about a part: the context stays out of it
     (FOCUS, "en", "Thank you very much!", "", "", 0, (), False),
     (FOCUS, "en", "A Honda Civic", "Honda", "Civic", 0, (), False),

@@ -38,6 +38,12 @@ DECLINES = frozenset({"no", "not", "sure", "know", "nothing", "thanks", "thank",
                       "never", "mind", "nein", "nicht", "nichts", "weiss", "danke",
                       "kein", "keine", "egal"}) | NOT_ITEMS
 MAX_PART_REPLY_WORDS = 4
+# The other words of a request that names no item of its own ("Do you have them for a
+# Jazz too?"), as against one that does ("Do you have a roof box for a Jazz?").
+REFERS_BACK = frozenset({"do", "does", "have", "has", "sell", "stock", "carry", "got", "them",
+                         "those", "these", "same", "ones", "too", "also", "as", "well",
+                         "what", "about", "how", "haben", "hatten", "gibt", "es", "sie",
+                         "die", "diese", "welche", "auch", "dafur", "wie", "ist", "mit"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +63,8 @@ def complete(lookup: Lookup, context: Context) -> Lookup:
         return lookup
     names_car = bool(lookup.make or lookup.model)
     part_words, asks = lookup.part_words, lookup.asks_for_item
-    if not part_words and context.part_words and \
+    refers_back = not asks or REFERS_BACK.issuperset(lookup.other_words)
+    if not part_words and context.part_words and refers_back and \
             (names_car or (lookup.year and context.asked == "vehicle")):
         part_words, asks = context.part_words, True
     elif not (part_words or asks or names_car) and context.asked == "part" \
