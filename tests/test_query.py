@@ -80,6 +80,8 @@ def test_spoken_digits():
     assert spoken_digits("one two three", "en") == "123"
     assert spoken_digits("call me at five oh two", "en") == "call me at 502"
     assert spoken_digits("eins zwei drei vier", "de") == "1234"
+    # a written number is not the start of a spoken one
+    assert spoken_digits("brake pads for a 2019 one", "en") == "brake pads for a 2019 1"
 
 
 @pytest.mark.parametrize("said, model, year", [

@@ -133,14 +133,16 @@ def spoken_digits(text: str, language: str) -> str:
     """Runs of spoken digits as numbers: "order one two three four five" → "order 12345"."""
     words = DIGIT_WORDS.get(language, DIGIT_WORDS["en"])
     out: list[str] = []
+    spoken = False          # the last token is a run of spoken digits ("a 2019 one" is not)
     for token in text.split():
         digit = words.get(token.lower().strip(".,!?"))
-        if digit is not None and out and out[-1].isdigit():
+        if digit is not None and spoken:
             out[-1] += digit
         elif digit is not None:
             out.append(digit)
         else:
             out.append(token)
+        spoken = digit is not None
     return " ".join(out)
 
 
