@@ -207,12 +207,17 @@ def reply_to(question: Question, reply: str) -> str | None:
     question said about it; None when TOM asked nothing of the kind."""
     car, part = _CAR.search(question.text), _PART.search(question.text)
     if reply.endswith("model and year is your car?"):
-        return f"{car.group('car')[0].upper()}{car.group('car')[1:]}." if car else None
+        return _sentence(car.group("car")) if car else None
     if reply.endswith("Which year is your car?"):
         return f"It is from {question.year}." if question.year else None
     if reply.startswith("Which part do you need"):
-        return f"{part.group('part')[0].upper()}{part.group('part')[1:]}." if part else None
+        return _sentence(part.group("part")) if part else None
     return None
+
+
+def _sentence(words: str) -> str:
+    """"a VW Golf 7" → "A VW Golf 7." (str.capitalize would say "vw golf")."""
+    return f"{words[0].upper()}{words[1:]}."
 
 
 def say(engine: Engine, text: str, voice: str) -> np.ndarray:

@@ -256,7 +256,7 @@ class Conversation:
         self._audio_ms += FRAME_MS
         if voice_sign:
             self._last_voice_sign_ms = self._audio_ms
-        if voice_sign or sound is not Sound.QUIET:
+        if sound is not Sound.QUIET:          # a voice sign, or a soft frame
             self._last_sound_ms = self._audio_ms
         self._take_turn_decision(now)
         self._follow_check(now)

@@ -146,6 +146,11 @@ def spoken_digits(text: str, language: str) -> str:
     return " ".join(out)
 
 
+# The names above as the caller's words are matched, worked out once, not on every turn.
+_PLAIN_ALIASES = {plain(alias): make for alias, make in MAKE_ALIASES.items()}
+_PLAIN_OTHER_MAKES = {plain(make): make for make in OTHER_MAKES}
+
+
 def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
     said = spoken_digits(text, language)
     flat = plain(said)
@@ -156,13 +161,13 @@ def extract(text: str, language: str, vocabulary: Vocabulary) -> Lookup:
             make, model = vocabulary.models[name].split("\t")
             break
     if not make:
-        for name, known in {**{plain(k): v for k, v in MAKE_ALIASES.items()},
-                            **vocabulary.makes}.items():
+        for name, known in {**_PLAIN_ALIASES, **vocabulary.makes}.items():
             if f" {name} " in padded and plain(known) in vocabulary.makes:
                 make = vocabulary.makes[plain(known)]
                 break
     if not make:
-        make = next((name for name in OTHER_MAKES if f" {plain(name)} " in padded), "")
+        make = next((make for name, make in _PLAIN_OTHER_MAKES.items()
+                     if f" {name} " in padded), "")
     if make and not model:
         model = _misheard_model(flat, make, vocabulary)
     years = _YEAR.findall(said)
