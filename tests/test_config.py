@@ -31,7 +31,6 @@ def test_defaults_load_and_values_are_parsed():
 @pytest.mark.parametrize("name,value", [
     ("TOM_TURN_MAX_SILENCE_MS", "soon"),
     ("TOM_TURN_ASK_AFTER_MS", "5"),           # below one VAD chunk
-    ("TOM_TURN_GUESS_AFTER_MS", "5"),         # inside one frame: every frame a guess
     ("TOM_TURN_COMPLETE_THRESHOLD", "2"),
     ("TOM_VAD_THRESHOLD", "1.5"),
     ("TOM_LOG_PERSONAL_DATA", "maybe"),

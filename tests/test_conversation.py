@@ -14,7 +14,6 @@ from tests.leaks import wait_until
 from testkit.harness import CallHarness
 from testkit.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
                           word_error_rate, words)
-from tomctl.audio.turn_detector import SpeechState
 from tomctl.errors import LanguageModelError
 from tomctl.speech.scheduler import Ticket
 from tomctl.speech.scheduling import Turn
@@ -70,11 +69,10 @@ def _answered_last(kinds: list[str]) -> bool:
     return bool(done) and (not restarts or done[-1] > restarts[-1])
 
 
-# At 15 dB SNR tiny.en hears "what time do you open on Saturday" as "what I do you open on
-# half of a" (four words of eight) in the turn as a phone line delivers it, 0.1 to 0.2 s of
-# silence after the last word (three words when the silence was counted by the clock, and
-# this fast feed gave it a second of it); the bound there allows those four and no more.
-@pytest.mark.parametrize("voice,snr_db,max_wer", [("en-us", 30, 0.35), ("en-gb", 15, 0.5),
+# At 15 dB SNR tiny.en hears "what time do you" as "what I'm due to" (three words of
+# eight) on this machine's CPU, with the code before and after the CPU budget alike; the
+# bound there allows those three and nothing more.
+@pytest.mark.parametrize("voice,snr_db,max_wer", [("en-us", 30, 0.35), ("en-gb", 15, 0.375),
                                                   ("en-us+f3", 20, 0.35)])
 def test_espeak_voices_with_noise_are_transcribed(engine, voice, snr_db, max_wer):
     text = "What time do you open on Saturday morning?"
@@ -224,7 +222,7 @@ def _to_16k(audio, rate):
 
 
 def test_a_pause_inside_the_question_withdraws_the_speculative_answer(engine):
-    """Speculation starts in a silence; a caller who goes on before the turn ends
+    """Speculation starts 128 ms into a silence; a caller who goes on before the turn ends
     must get one answer to the whole question, and hear nothing of the withdrawn one.
     espeak-ng speaks the same samples every time; with this gap the VAD hears between 128
     and 300 ms of silence (gaps from 170 to over 300 ms withdrew when measured)."""
@@ -243,47 +241,7 @@ def test_a_pause_inside_the_question_withdraws_the_speculative_answer(engine):
         assert word_error_rate(f"{first} {rest}", transcripts[0]) <= 0.35, transcripts
         assert heard_during_pause == 0
         assert call.kinds().count("reply_done") == 1
-    # (guesses begun in a gap inside a word, and dropped, count as withdrawn too)
-    assert engine.metrics.turns.labels(outcome="withdrawn")._value.get() > withdrawn_before
-
-
-class WatchedEngine:
-    """The real engine, noting what the VAD heard when each transcription was asked for."""
-
-    def __init__(self, engine, guess_after_ms: int) -> None:
-        self._engine = engine
-        self.settings = dataclasses.replace(
-            engine.settings, turns=dataclasses.replace(engine.settings.turns,
-                                                       guess_after_ms=guess_after_ms))
-        self.conversation = None
-        self.vad_states: list[SpeechState] = []
-
-    def transcribe_async(self, *args, **kwargs):
-        self.vad_states.append(self.conversation._detector.state)
-        return self._engine.transcribe_async(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
-
-
-def test_the_answer_begins_before_the_vad_hears_the_caller_stop(engine):
-    """Silero's score decays for 100 to 200 ms after the caller's last syllable: TOM starts
-    the answer, unheard, once their sound has stopped for TOM_TURN_GUESS_AFTER_MS, and it is
-    the answer to the whole question, heard only after it."""
-    rate = 8000
-    said = "Can I pick up my order this afternoon?"
-    question = espeak_say(said, rate)
-    watched = WatchedEngine(engine, guess_after_ms=64)
-    with CallHarness(watched, rate) as call:
-        watched.conversation = call.conversation
-        call.feed(np.concatenate([silence(0.3, rate), question]))
-        asked_until = time.monotonic()
-        call.feed_until(silence(20, rate), "reply_done", 20)
-        (transcript,) = [data["text"] for kind, data in call.log if kind == "transcript"]
-        assert word_error_rate(said, transcript) <= 0.25, transcript
-        # the transcription answered is the last one asked for: before the VAD heard the end
-        assert watched.vad_states[-1] is SpeechState.SPEAKING, watched.vad_states
-        assert call.heard and all(at >= asked_until for at, _ in call.heard)
+    assert engine.metrics.turns.labels(outcome="withdrawn")._value.get() == withdrawn_before + 1
 
 
 class HoldingEngine:

@@ -1,7 +1,5 @@
 """The end-of-turn policy (pure): when the model and the words agree, and when to wait."""
 
-import dataclasses
-
 import pytest
 
 from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
@@ -30,30 +28,6 @@ POLICY = Policy(ask_after_ms=160, ask_every_ms=320, max_silence_ms=1500, complet
 ])
 def test_the_policy(silence_ms, evidence, expected):
     assert next_step(POLICY, silence_ms, evidence, "en") is expected
-
-
-GUESSING = dataclasses.replace(POLICY, guess_after_ms=96)
-
-
-@pytest.mark.parametrize("policy,silence_ms,evidence,expected", [
-    # the caller's sound has stopped, the VAD still hears speech
-    (GUESSING, 60, Evidence(), Step.LISTEN),                   # a gap inside a word
-    (GUESSING, 96, Evidence(), Step.GUESS),                    # answer, unheard, now
-    (GUESSING, 200, Evidence(guessing=True), Step.LISTEN),     # once
-    (POLICY, 200, Evidence(), Step.LISTEN),                    # guessing off
-    # the turn never ends, and the model is never asked, before the VAD agrees
-    (GUESSING, 1600, Evidence(guessing=True), Step.LISTEN),
-    (GUESSING, 400, Evidence(guessing=True, probability=0.9, text="Where is your shop?"),
-     Step.LISTEN),
-])
-def test_an_answer_is_guessed_before_the_vad_hears_the_silence(policy, silence_ms, evidence,
-                                                             expected):
-    assert next_step(policy, silence_ms, evidence, "en", vad_silent=False) is expected
-
-
-def test_once_the_vad_agrees_a_guess_already_made_is_not_made_again():
-    # the first ask goes on as before; the conversation starts no second answer
-    assert next_step(GUESSING, 160, Evidence(guessing=True), "en") is Step.ASK
 
 
 @pytest.mark.parametrize("text,language,expected", [

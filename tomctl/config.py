@@ -177,14 +177,8 @@ class TurnSettings:
                                    _positive, ">= 1")
     ask_after_ms: int = setting(
         "TOM_TURN_ASK_AFTER_MS", 128,
-        "Silence after which TOM asks the end-of-turn model whether the caller has finished "
-        "(and starts answering speculatively, if no guess has).", lambda v: 32 <= v <= 1000, "between 32 and 1000")
-    guess_after_ms: int = setting(
-        "TOM_TURN_GUESS_AFTER_MS", 160,
-        "Silence, by the caller's sound, after which TOM starts answering unheard before the "
-        "VAD hears the end of speech (100-200 ms later); the guess is dropped if the caller "
-        "is audible again. 0: answer from the first end-of-turn question on.",
-        lambda v: v == 0 or 20 <= v <= 1000, "0, or between 20 and 1000")
+        "Silence after which TOM asks the end-of-turn model whether the caller has finished, "
+        "and starts answering speculatively.", lambda v: 32 <= v <= 1000, "between 32 and 1000")
     ask_every_ms: int = setting(
         "TOM_TURN_ASK_EVERY_MS", 400,
         "While the model says the caller is not done, it is asked again this often.",

@@ -42,9 +42,8 @@ log = logging.getLogger(__name__)
 
 # Between two events of a completion once it computes; its wait in the queue is not counted.
 LLM_STEP_TIMEOUT_S = 15.0
-# Once the caller's sound has stopped (TOM_TURN_GUESS_AFTER_MS), or at the first end-of-turn
-# question at the latest, TOM answers speculatively: Whisper, the LLM and the first
-# sentence's synthesis run while the caller's silence is judged, and the audio is
+# On the first end-of-turn question TOM also answers speculatively: Whisper, the LLM and the
+# first sentence's synthesis run while the caller's silence is judged, and the audio is
 # released the moment the turn ends. If the caller speaks again, it is thrown away.
 # A speculative turn is always decided within the end-of-turn silence while audio flows;
 # this only bounds the wait if the caller's audio stops arriving altogether.
@@ -133,7 +132,7 @@ class Conversation:
             turns.ask_after_ms if v.turn_ask_after_ms is None else v.turn_ask_after_ms,
             turns.ask_every_ms,
             turns.max_silence_ms if v.turn_max_silence_ms is None else v.turn_max_silence_ms,
-            turns.complete_threshold, turns.guess_after_ms)
+            turns.complete_threshold)
         self._language = engine.settings.persona.language
         self._asks = 0                         # end-of-turn questions in this silence
         self._ask: Any = None                  # the one being answered, if any
@@ -158,8 +157,6 @@ class Conversation:
         self._unanswered: np.ndarray | None = None  # audio of a turn abandoned before any answer
         self._speech_end_at = 0.0
         self._last_audible_at = 0.0           # estimated time of the caller's last audible sample
-        self._last_audible_ms = 0.0           # … and where it is in the caller's audio
-        self._guessed_at_ms = 0.0             # where it was when the current guess began
         self._max_answer_wait_s = turns.max_answer_wait_s
         self._speculation: Any = None          # STT job started during the end-of-turn silence
         self._speculation_stop = StopFlag()
@@ -252,8 +249,7 @@ class Conversation:
                 # The VAD hears the end a chunk or more late; the caller's wait for the
                 # answer starts with their last audible sample.
                 self._speech_end_at = min(self._last_audible_at, now)
-            elif self._detector.state is not SpeechState.STOPPING \
-                    and not self._guess_stands(before):
+            elif self._detector.state is not SpeechState.STOPPING:
                 self._drop_speculation()
             voice_sign = voice_sign or probability >= self._hold_threshold \
                 or self._detector.state in (SpeechState.STARTING, SpeechState.SPEAKING)
@@ -273,33 +269,26 @@ class Conversation:
         loud = np.flatnonzero(np.abs(samples) > max(MIN_LOUD_RMS, self._energy.floor * 4))
         if len(loud):
             self._last_audible_at = now - float(len(samples) - 1 - loud[-1]) / self.rate
-            self._last_audible_ms = self._audio_ms + (loud[-1] + 1) * 1000 / self.rate
 
     def _follow_end_of_turn(self, now: float) -> None:
         """In the caller's silence: ask whether they are done, end the turn when they are."""
-        state = self._detector.state
-        if state not in (SpeechState.SPEAKING, SpeechState.STOPPING):
+        if self._detector.state is not SpeechState.STOPPING:
             return
         # The VAD hears silence a chunk or three after the caller's last audible sample, and
         # it misses a quiet syllable ("a") as the caller goes on: once the VAD agrees that
-        # it is silence, the caller's own silence is the earlier and the safer signal. It is
-        # counted in their audio, which a busy hub may take in late and in a burst.
-        silent_ms = self._audio_ms - self._last_audible_ms
+        # it is silence, the caller's own silence is the earlier and the safer signal.
+        silent_ms = (now - self._last_audible_at) * 1000
         if self._phase() is ReplyPhase.SPEAKING:
             # Speech over TOM's voice is over once it is quiet; its words decide what it was.
-            if state is SpeechState.STOPPING and silent_ms >= self._policy.ask_after_ms:
+            if silent_ms >= self._policy.ask_after_ms:
                 self._end_turn(now)
             return
         if self._detector.speech_ms < self._min_utterance_ms:
             return    # too short to answer; if nothing follows, the long bound drops it
         evidence = self._evidence()
-        step = next_step(self._policy, silent_ms, evidence, self._language,
-                         vad_silent=state is SpeechState.STOPPING)
-        if step is Step.GUESS:
-            self._speech_end_at, self._guessed_at_ms = self._last_audible_at, self._last_audible_ms
-            self._speculate()
-        elif step is Step.ASK:
-            if self._provisional is None:
+        step = next_step(self._policy, silent_ms, evidence, self._language)
+        if step is Step.ASK:
+            if self._asks == 0:
                 self._speculate()
             self._asks += 1
             self._ask = self._engine.turn_complete_async(self._turn_audio(),
@@ -329,14 +318,7 @@ class Conversation:
             # must not end a turn whose words are not known, or the caller's next words
             # would start a turn of their own and these would be lost.
             text = value[0].text if value and not value[0].dropped else None
-        return Evidence(self._asks, self._ask is not None, self._probability, text,
-                        guessing=self._provisional is not None)
-
-    def _guess_stands(self, before: SpeechState) -> bool:
-        """A guess begun while the VAD still hears speech stands while the caller stays
-        inaudible; any sound of theirs, or the VAD hearing speech again, ends it."""
-        return before is SpeechState.SPEAKING and self._detector.state is SpeechState.SPEAKING \
-            and self._last_audible_ms <= self._guessed_at_ms
+        return Evidence(self._asks, self._ask is not None, self._probability, text)
 
     def _end_turn(self, now: float) -> None:
         for detected in self._detector.end_turn():

@@ -2,10 +2,8 @@
 
 People pause inside sentences and between them; a fixed silence ends turns in those pauses.
 TOM asks Smart Turn (an audio model of whether a turn sounds complete) once the caller has
-been silent for ``ask_after_ms``. The answer is computed unheard before that: the VAD hears the
-end of speech 100 to 200 ms after the caller's last audible sample (its score decays slowly),
-so once the sound has stopped for ``guess_after_ms`` TOM starts transcribing and answering
-speculatively, and drops the guess if the caller is audible again. The turn ends as soon as the model says complete and the words do not stop on
+been silent for ``ask_after_ms``, and Whisper transcribes the same audio speculatively at the
+same moment. The turn ends as soon as the model says complete and the words do not stop on
 one that cannot end a sentence ("for a", "und", "um"). Otherwise TOM keeps listening and asks
 again every ``ask_every_ms`` (the model grows surer with silence), and ends the turn anyway
 after ``max_silence_ms``. Answering at once when both agree pays for the long wait when
@@ -21,8 +19,7 @@ import re
 
 class Step(enum.Enum):
     LISTEN = "listen"
-    GUESS = "guess"      # start the speculative answer, unheard, before the VAD is sure
-    ASK = "ask"          # ask the model (and start the speculative answer if not yet begun)
+    ASK = "ask"          # ask the model (and start the speculative answer on the first ask)
     END = "end"          # the turn is over
 
 
@@ -32,7 +29,6 @@ class Policy:
     ask_every_ms: int
     max_silence_ms: int
     complete_threshold: float
-    guess_after_ms: int = 0          # 0: the answer starts with the first ask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +38,6 @@ class Evidence:
     probability: float | None = None  # the latest answer: how sure the model is it is complete
     text: str | None = None          # the speculative transcript; None until Whisper is done
     #                                  (or when it heard no believable words)
-    guessing: bool = False           # a speculative answer is being computed
 
 
 # Words a sentence does not end on: articles, possessives, conjunctions and hesitations.
@@ -84,13 +79,7 @@ def unfinished(text: str, language: str) -> bool:
         not stranding.intersection(words)
 
 
-def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: str,
-              vad_silent: bool = True) -> Step:
-    """``silence_ms``: since the caller's last audible sample; ``vad_silent``: the VAD has
-    heard the end of their speech too (only then may the turn end or the model be asked)."""
-    if not vad_silent:
-        guess = policy.guess_after_ms and silence_ms >= policy.guess_after_ms
-        return Step.GUESS if guess and not evidence.guessing else Step.LISTEN
+def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: str) -> Step:
     if silence_ms >= policy.max_silence_ms:
         return Step.END
     if silence_ms < policy.ask_after_ms:
