@@ -16,6 +16,7 @@ import pytest
 from testkit.harness import CallHarness
 from testkit.speech import silence
 from tomctl.config import usable_cores
+from tomctl.speech.offload import StopFlag
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -134,3 +135,27 @@ def test_a_quiet_line_rests_the_vad_model_and_speech_still_wakes_it(engine):
     fresh = [p for p, _ in engine.vad.stream().process(speech)]
     fresh_onset = next(i for i, p in enumerate(fresh) if p >= engine.settings.turns.vad_threshold)
     assert onset <= fresh_onset + 1, (onset, fresh_onset, CHUNK_MS)
+
+
+def test_a_sentence_said_before_is_not_synthesised_again(engine, monkeypatch):
+    """The same hours or "Yes, we have that." for the next caller costs no CPU: its audio is
+    the one said before, unless anything that changes its sound differs."""
+    synthesised = []
+    real = engine.tts.synthesize
+    monkeypatch.setattr(engine.tts, "synthesize",
+                        lambda text, *args: synthesised.append(text) or real(text, *args))
+    hits = engine.metrics.spoken_cache.labels("hit")
+    text = "On Saturday we are open from 9 am to 1 pm."
+    first = engine.synthesize(text, 8000)
+    before = hits._value.get()
+    assert engine.synthesize(text, 8000) == first
+    assert hits._value.get() == before + 1
+    assert synthesised == [text]
+    # Another rate or pace is other audio; a stopped answer gets none; the health probe
+    # checks Piper itself.
+    assert engine.synthesize(text, 16000) and synthesised == [text] * 2
+    assert engine.synthesize(text, 8000, length_scale=1.2) and synthesised == [text] * 3
+    stop = StopFlag()
+    stop.set()
+    assert engine.synthesize(text, 8000, stop=stop) == []
+    assert engine.synthesize(text, 8000, said_before=False) and synthesised == [text] * 4

@@ -11,6 +11,7 @@ from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
 from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
 from tomctl.speech.sentences import SentenceSplitter, repeats_itself, speakable
+from tomctl.speech.spoken_cache import SpokenCache
 from tomctl.speech.whisper import drop_reason, restart_index, trim_restart, window_frames
 
 
@@ -306,3 +307,35 @@ def test_a_transcript_that_starts_over_is_detected_and_trimmed():
 def test_a_lone_word_said_over_and_over_is_a_hallucination():
     assert repeats_itself("Hello? Hello? Hello? Hello? Hello")
     assert not repeats_itself("Hello, hello.")
+
+
+@pytest.mark.parametrize("steps, kept", [
+    # "key" reads a sentence, "key*n" keeps n frames of 10 bytes; what is kept, oldest first
+    (["a*2", "b*2"], ["a", "b"]),
+    (["a*2", "b*2", "c*2"], ["b", "c"]),              # over the 40 bytes: the oldest goes
+    (["a*2", "b*2", "a", "c*2"], ["a", "c"]),         # read again, it is the newest
+    (["a*2", "b*2", "a"], ["b", "a"]),
+    (["a*2", "b*2", "a*2", "c*2"], ["b", "c"]),       # a second put changes nothing
+    (["a*5"], []),                                    # larger than the whole cache
+    (["a*0"], []),                                    # no audio is not kept
+    (["a*3", "b*1"], ["a", "b"]),
+    (["a*3", "b*1", "c*1"], ["b", "c"]),
+    (["x", "a*1", "y"], ["a"]),                       # reading what is not there
+])
+def test_the_spoken_cache_keeps_the_sentences_used_last_within_its_bytes(steps, kept):
+    cache = SpokenCache(max_bytes=40)
+    for step in steps:
+        key, _, count = step.partition("*")
+        if count:
+            cache.put(key, [bytes(10)] * int(count))
+        else:
+            assert (cache.get(key) is not None) == (key in cache._frames)
+    assert list(cache._frames) == kept
+    assert cache.bytes == sum(10 * len(cache._frames[key]) for key in kept) <= 40
+
+
+def test_frames_from_the_spoken_cache_are_the_callers_own_list():
+    cache = SpokenCache(max_bytes=100)
+    cache.put("a", [b"1", b"2"])
+    cache.get("a").clear()          # a sink that consumes its list leaves the cache whole
+    assert cache.get("a") == [b"1", b"2"] and cache.get("b") is None

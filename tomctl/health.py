@@ -73,7 +73,8 @@ class Selfcheck:
         timings: dict[str, float] = {}
         try:
             started = time.monotonic()
-            audio = pcm_to_float(b"".join(engine.synthesize(PROBE_SENTENCE, 16000)))
+            audio = pcm_to_float(b"".join(engine.synthesize(PROBE_SENTENCE, 16000,
+                                                              said_before=False)))
             timings["tts"] = time.monotonic() - started
             started = time.monotonic()
             heard = engine.transcribe(audio).text

@@ -30,7 +30,8 @@ class Metrics:
             "Time an inference job waited for a CPU slot and a model thread, by stage.",
             ["stage"], registry=self.registry, buckets=LATENCY_BUCKETS)
         self.tts_latency = histogram("tom_tts_latency_seconds",
-                                     "Time from a sentence to its first synthesised audio.")
+                                     "Time from an answer's first sentence to its synthesised "
+                                     "audio (audio said before is not counted).")
         self.e2e_latency = histogram(
             "tom_pipeline_e2e_latency_seconds",
             "From the end of the caller's speech to the first audio of the answer.")
@@ -41,6 +42,9 @@ class Metrics:
             "tom_pipeline_holding_phrases",
             "Times a caller heard the holding phrase because their answer could not start "
             "within TOM_MAX_ANSWER_WAIT_S.", registry=self.registry)
+        self.spoken_cache = Counter(
+            "tom_tts_cache", "Sentences to say, by whether their audio was said before and "
+            "kept (hit) or had to be synthesised (miss).", ["result"], registry=self.registry)
         self.loop_lag = histogram(
             "tom_event_loop_lag_seconds",
             "How late the event loop ran a 50 ms timer (time it was held by blocking work).")

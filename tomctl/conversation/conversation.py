@@ -739,7 +739,6 @@ class Conversation:
             self._sink.frames_queued - self._sink.position)
         self._on_event("reply_text", text=sentence)
         if first:
-            self._engine.metrics.tts_latency.observe(synthesis_s)
             latencies["tts_first_audio_ms"] = synthesis_s * 1000
 
             def first_frame_sent(at: float) -> None:
