@@ -57,6 +57,11 @@ def test_the_policy(silence_ms, evidence, expected):
     ("Do you have brake pads for a Golf 7?", "en", False),
     ("Brauche ich die Teile für 2016", "de", False),
     ("I need 2 and", "en", True),
+    ("Can you check if I'm...", "en", True),         # Whisper's "..." on a broken-off one
+    ("Yes, we're", "en", True),
+    ("We'll", "en", True),
+    ("It's the car's.", "en", False),
+    ("I need 2 ml", "en", False),
 ])
 def test_words_that_cannot_end_a_sentence(text, language, expected):
     assert unfinished(text, language) is expected

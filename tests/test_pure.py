@@ -9,7 +9,7 @@ from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechSta
                                         TurnDetector, UtteranceEnded)
 from tomctl.config import TurnSettings
 from tomctl.conversation.reply import Spoken, heard_text
-from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
+from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel, went_on
 from tomctl.speech.sentences import SentenceSplitter, repeats_itself, speakable
 from tomctl.speech.spoken_cache import SpokenCache
 from tomctl.speech.whisper import drop_reason, restart_index, trim_restart, window_frames
@@ -339,3 +339,18 @@ def test_frames_from_the_spoken_cache_are_the_callers_own_list():
     cache.put("a", [b"1", b"2"])
     cache.get("a").clear()          # a sink that consumes its list leaves the cache whole
     assert cache.get("a") == [b"1", b"2"] and cache.get("b") is None
+
+
+@pytest.mark.parametrize("began_at, first_heard_at, expected", [
+    # the caller's turn ended at 10.0 s (their last sound); TOM_TURN_MAX_SILENCE_MS 1.5 s
+    (10.7, None, True),        # TOM had said nothing yet: they went on after a pause
+    (10.7, 10.2, True),        # 0.5 s of TOM, but only a 0.7 s pause: going on
+    (10.75, 10.25, True),
+    (11.1, 10.8, True),        # TOM's first word 0.3 s before: too soon to reply to it
+    (11.1, 10.6, False),       # 0.5 s of TOM after a 1.1 s silence: they are replying
+    (11.6, None, False),       # past the longest pause a turn may have: a new turn
+    (11.5, 11.4, True),
+])
+def test_a_caller_who_speaks_before_they_could_reply_to_tom_went_on_with_their_turn(
+        began_at, first_heard_at, expected):
+    assert went_on(began_at, 10.0, first_heard_at, max_silence_s=1.5) is expected

@@ -27,7 +27,8 @@ from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechSta
 from tomctl.audio.vad import CHUNK_MS
 from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
 from tomctl.conversation.reply import Reply
-from tomctl.conversation.turn_taking import Action, ReplyPhase, decide, is_backchannel
+from tomctl.conversation.turn_taking import (Action, ReplyPhase, decide, is_backchannel,
+                                            went_on)
 from tomctl.errors import PipelineError
 from tomctl.learning.variants import DEFAULT as DEFAULT_VARIANTS, Variant, phrase_name
 from tomctl.logs import event, personal
@@ -52,9 +53,6 @@ VERDICT_TIMEOUT_S = 5.0
 # threshold, and carries on once the line has been quiet for RESUME_AFTER_MS.
 HOLD_THRESHOLD_SHARE = 0.6
 RESUME_AFTER_MS = 96
-# A caller who starts speaking this soon after TOM's first word reached them cannot have
-# been answering it (a listener needs longer to react): they were going on with their turn.
-GOING_ON_S = 0.4
 # Whisper makes words of a hum on a noisy line ("Can", "I hope") with little confidence:
 # words said over TOM interrupt it only when Whisper is at least this sure of them.
 SURE_WORDS_LOGPROB = -1.0
@@ -517,15 +515,10 @@ class Conversation:
         return passed_over[0] if earlier is None else np.concatenate([earlier, passed_over[0]])
 
     def _went_on(self, reply: Reply) -> bool:
-        """Did the caller, now speaking, go on with the turn ``reply`` answers? Yes if they
-        started within TOM_TURN_MAX_SILENCE_MS of its end and before TOM's answer could
-        have been heard for GOING_ON_S."""
-        if reply.turn is None:                 # a set phrase, not an answer
-            return False
-        began = self._speech_began_at
-        heard_for = began - reply.first_heard_at if reply.first_heard_at is not None else 0.0
-        return heard_for <= GOING_ON_S and \
-            began - reply.turn.speech_end_at <= self._policy.max_silence_ms / 1000
+        """Did the caller, now speaking, go on with the turn ``reply`` answers?"""
+        return reply.turn is not None and went_on(     # no turn: a set phrase, not an answer
+            self._speech_began_at, reply.turn.speech_end_at, reply.first_heard_at,
+            self._policy.max_silence_ms / 1000)
 
     def _forget(self, reply: Reply) -> None:
         """Take a superseded exchange out of the history, if it got there."""

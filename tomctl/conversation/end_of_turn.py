@@ -44,7 +44,10 @@ class Evidence:
 _NEVER_LAST = {
     "en": {"a", "an", "the", "my", "your", "our", "their", "his", "her", "its", "and", "or",
            "but", "because", "so", "if", "that", "than", "um", "uh", "er", "erm", "uhm",
-           "hmm", "like"},
+           "hmm", "like",
+           # a contraction's end (I'm, we're, I've, we'll): a subject and its verb, with
+           # what they say still to come
+           "m", "re", "ve", "ll"},
     "de": {"der", "die", "das", "den", "dem", "des", "ein", "eine", "einen", "einem", "einer",
            "mein", "meine", "meinen", "meinem", "meiner", "ihr", "ihre", "ihren", "unser",
            "unsere", "und", "oder", "aber", "weil", "dass", "wenn", "ob", "als", "äh", "ähm",

@@ -94,6 +94,25 @@ _BACKCHANNEL_WORDS = 3
 _HUM = re.compile(r"[mh]+|u+h+|a+h+|o+h+")
 
 
+# A caller who starts speaking this soon after TOM's first word reached them cannot have been
+# answering it (a listener needs longer to react): they were going on with their turn.
+GOING_ON_S = 0.4
+# Nor can one who speaks again this soon after their own last sound: they paused inside what
+# they were saying, and TOM, whose answer came within the pause, ended their turn too early.
+PAUSED_S = 0.8
+
+
+def went_on(began_at: float, turn_end_at: float, first_heard_at: float | None,
+            max_silence_s: float) -> bool:
+    """Did the caller, who began speaking at ``began_at``, go on with the turn that ended at
+    ``turn_end_at`` (their last sound) and whose answer first reached them at
+    ``first_heard_at`` (None: not yet)? Their earlier words and these are then one turn,
+    answered as a whole."""
+    paused_s = began_at - turn_end_at
+    heard_for = began_at - first_heard_at if first_heard_at is not None else 0.0
+    return paused_s <= max_silence_s and (heard_for <= GOING_ON_S or paused_s <= PAUSED_S)
+
+
 def is_backchannel(text: str, language: str) -> bool:
     """True for a few listening words ("mhm", "okay, yeah", "ja genau"), words that ask for
     nothing ("I have"), or none at all: a sound under TOM's voice that should not cut it off
