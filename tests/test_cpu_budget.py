@@ -144,12 +144,15 @@ def test_a_sentence_said_before_is_not_synthesised_again(engine, monkeypatch):
     real = engine.tts.synthesize
     monkeypatch.setattr(engine.tts, "synthesize",
                         lambda text, *args: synthesised.append(text) or real(text, *args))
-    hits = engine.metrics.spoken_cache.labels("hit")
+    def hits():
+        return engine.metrics.registry.get_sample_value("tom_tts_cache_total",
+                                                        {"result": "hit"}) or 0
+
     text = "On Saturday we are open from 9 am to 1 pm."
     first = engine.synthesize(text, 8000)
-    before = hits._value.get()
+    before = hits()
     assert engine.synthesize(text, 8000) == first
-    assert hits._value.get() == before + 1
+    assert hits() == before + 1
     assert synthesised == [text]
     # Another rate or pace is other audio; a stopped answer gets none; the health probe
     # checks Piper itself.

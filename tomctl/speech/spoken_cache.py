@@ -22,9 +22,6 @@ class SpokenCache:
         self.bytes = 0
         self._frames: OrderedDict[Hashable, tuple[bytes, ...]] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._frames)
-
     def get(self, key: Hashable) -> list[bytes] | None:
         frames = self._frames.get(key)
         if frames is None:
