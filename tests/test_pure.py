@@ -346,6 +346,7 @@ def test_frames_from_the_spoken_cache_are_the_callers_own_list():
     (10.7, None, True),        # TOM had said nothing yet: they went on after a pause
     (10.7, 10.2, True),        # 0.5 s of TOM, but only a 0.7 s pause: going on
     (10.75, 10.25, True),
+    (10.95, 10.3, True),       # a 0.6 s pause, as TOM's early mark of the last sound reads it
     (11.1, 10.8, True),        # TOM's first word 0.3 s before: too soon to reply to it
     (11.1, 10.6, False),       # 0.5 s of TOM after a 1.1 s silence: they are replying
     (11.6, None, False),       # past the longest pause a turn may have: a new turn

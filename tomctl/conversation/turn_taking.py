@@ -99,7 +99,9 @@ _HUM = re.compile(r"[mh]+|u+h+|a+h+|o+h+")
 GOING_ON_S = 0.4
 # Nor can one who speaks again this soon after their own last sound: they paused inside what
 # they were saying, and TOM, whose answer came within the pause, ended their turn too early.
-PAUSED_S = 0.8
+# (TOM's mark of that sound is up to 0.2 s early, the noise floor having risen with their
+# voice: a 0.6 s pause measures 0.79 s.)
+PAUSED_S = 1.0
 
 
 def went_on(began_at: float, turn_end_at: float, first_heard_at: float | None,
