@@ -23,8 +23,7 @@ Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line n
   words_heard_differently  words Whisper hears in the whole utterance (given to it in one
                        piece) but not in the transcript TOM answered: the words lost, plus
                        Whisper hearing the same sound differently in two cuts of the audio
-  end_of_turn_model    Smart Turn questions per answered turn, and CPU ms per question;
-                       the LLM's readings of the words (end_of_turn.py) likewise
+  end_of_turn_model    Smart Turn questions per answered turn, and CPU ms per question
   cpu_steal_percent    CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
 """
 
@@ -163,7 +162,6 @@ def run(rate: int) -> dict:
     engine = Engine(config.load(), Metrics())
     engine.start()
     asks = time_calls(engine.turn_model, "complete_probability")
-    readings = time_calls(engine.llm, "end_probability")
     bench = Bench(engine, rate)
     steal = StealMeter()
     premature: dict[str, list[bool]] = {f"{int(p * 1000)}ms": [] for p in PAUSES_S}
@@ -191,9 +189,7 @@ def run(rate: int) -> dict:
                 bench.count_lost(audio, text, result, f"{voice}: {text}")
     answered = len(PAUSED) * len(PAUSES_S) * len(VOICES) + len(COMPLETE) * len(VOICES)
     model = {"questions_per_turn": round(len(asks) / answered, 2),
-             "cpu_ms_per_question": percentiles([ms for ms in asks]),
-             "words_read_per_turn": round(len(readings) / answered, 2),
-             "cpu_ms_per_reading": percentiles(readings)}
+             "cpu_ms_per_question": percentiles([ms for ms in asks])}
     cut_off = {name: bench.backchannel(sound)
                for name, sound in backchannel_sounds(engine, rate).items()}
     engine.close()

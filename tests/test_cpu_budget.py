@@ -25,7 +25,7 @@ def test_every_model_computes_with_the_threads_of_its_slots(engine):
     budget = engine.budget
     cores = engine.settings.speech.cpu_threads or usable_cores()
     assert budget.slots * budget.threads_per_job <= cores
-    for model in [*engine.llm._free, engine.llm._reader]:      # the reader of callers' words too
+    for model in engine.llm._free:
         assert model.context_params.n_threads == budget.threads_per_job
         assert model.context_params.n_threads_batch == budget.threads_per_job
     assert engine.stt._cpu_threads == budget.threads_per_job

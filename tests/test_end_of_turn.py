@@ -1,12 +1,8 @@
 """The end-of-turn policy (pure): when the model and the words agree, and when to wait."""
 
-import time
-from pathlib import Path
-
 import pytest
 
 from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
-from tomctl.speech.scheduling import Turn
 
 POLICY = Policy(ask_after_ms=160, ask_every_ms=320, max_silence_ms=1500, complete_threshold=0.5)
 
@@ -29,30 +25,6 @@ POLICY = Policy(ask_after_ms=160, ask_every_ms=320, max_silence_ms=1500, complet
     (300, Evidence(asks=1, probability=0.9, text=""), Step.END),     # silence in words
     # a sound since the ask (the caller going on, the VAD not sure yet): not now
     (20, Evidence(asks=1, probability=0.9, text="Where is your shop?"), Step.LISTEN),
-    # the LLM reads the words too: how likely a message that says them is over
-    (300, Evidence(asks=1, probability=0.9, text="Where is your shop?", reading=True),
-     Step.LISTEN),
-    (300, Evidence(asks=1, probability=0.9, text="Where is your shop?", words_end=0.6),
-     Step.END),
-    # Smart Turn sure, the words not ("My car is a |" heard as "My car in May"):
-    # longer than a pause inside a sentence, with no further question to the model
-    (400, Evidence(asks=1, probability=0.9, text="My car in May", words_end=1e-8),
-     Step.LISTEN),
-    (999, Evidence(asks=1, probability=0.9, text="My car in May", words_end=1e-8),
-     Step.LISTEN),
-    (1000, Evidence(asks=1, probability=0.9, text="My car in May", words_end=1e-8),
-     Step.END),
-    # the words finished, Smart Turn not (a synthetic voice's end heard as a pause)
-    (800, Evidence(asks=2, probability=0.2, text="Where is your shop?", words_end=0.6),
-     Step.ASK),
-    (1000, Evidence(asks=3, probability=0.2, text="Where is your shop?", words_end=0.6),
-     Step.END),
-    # neither, or words not read: the long bound
-    (1000, Evidence(asks=3, probability=0.2, text="wearing your sharp", words_end=1e-9),
-     Step.LISTEN),
-    (1000, Evidence(asks=3, probability=0.2, text="Where is your shop?"), Step.LISTEN),
-    (1500, Evidence(asks=3, probability=0.2, text="wearing your sharp", words_end=1e-9),
-     Step.END),
 ])
 def test_the_policy(silence_ms, evidence, expected):
     assert next_step(POLICY, silence_ms, evidence, "en") is expected
@@ -93,41 +65,3 @@ def test_the_policy(silence_ms, evidence, expected):
 ])
 def test_words_that_cannot_end_a_sentence(text, language, expected):
     assert unfinished(text, language) is expected
-
-
-@pytest.mark.parametrize("text", [
-    "How much is an oil filter?", "Do you have brake pads for Volkswagen Golf?",
-    "I need a new battery for my car.", "I want to order spark plugs.", "Yes."])
-@pytest.mark.parametrize("broken_off", [
-    # Whisper's readings of "My car is a |" and "I would like to order the |", each cut in
-    # the pause that follows, and words broken off as they were said
-    "My car in May", "My car with me", "I would like to learn", "I was wondering if"])
-def test_the_llm_reads_a_broken_off_sentence_as_unfinished(engine, text, broken_off):
-    """Whisper changes the last word of a broken-off sentence; the LLM reading the words
-    says that a message saying them goes on, and one saying a whole sentence is over."""
-    def read(words):
-        return engine.end_probability_async(words, Turn(time.monotonic())).get(run_timeout_s=30)
-
-    assert read(broken_off) < engine.settings.turns.words_end_threshold <= read(text)
-
-
-def test_the_llm_reads_german_words_as_well(engine):
-    """The same reading of a German caller's words, after the German system prompt."""
-    import gevent
-
-    from tomctl import config
-    from tomctl.speech.llama import LlamaLanguageModel
-    from tomctl.speech.persona import load_persona
-
-    german = config.load({"TOM_LANGUAGE": "de"})
-    reader = LlamaLanguageModel(engine.llm.path, 1, 256, 8, 0.0, 1, 0,
-                                cache_dir=Path(engine.settings.speech.cache))
-    pool = gevent.get_hub().threadpool
-    pool.apply(reader.load)
-    pool.apply(reader.prepare_reader, (load_persona(german.persona).system_prompt,))
-    threshold = german.turns.words_end_threshold
-    for words in ("Mein Auto ist ein", "Ich brauche Bremsbeläge für den", "Ich wollte fragen ob"):
-        assert pool.apply(reader.end_probability, (words,)) < threshold, words
-    for words in ("Haben Sie Bremsbeläge für einen Golf 7?", "Ich brauche einen Ölfilter.",
-                  "Ich möchte mit einem Mitarbeiter sprechen.", "Ja."):
-        assert pool.apply(reader.end_probability, (words,)) >= threshold, words

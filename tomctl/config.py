@@ -196,18 +196,6 @@ class TurnSettings:
         "TOM_TURN_COMPLETE_THRESHOLD", 0.5,
         "Smart Turn probability from which a turn counts as complete.", _probability,
         "between 0 and 1")
-    words_end_threshold: float = setting(
-        "TOM_TURN_WORDS_END_THRESHOLD", 0.000001,
-        "The LLM's probability that the caller's words, as Whisper heard them, end their "
-        "message, from which the words count as finished: with the bundled model, whole "
-        "sentences read 0.003 to 0.5 in English and 0.00001 to 0.3 in German, broken-off ones "
-        "(\"My car in May\", \"I was wondering if\", \"Mein Auto ist ein\") under 0.0000005.",
-        _probability, "between 0 and 1")
-    doubt_silence_ms: int = setting(
-        "TOM_TURN_DOUBT_SILENCE_MS", 1000,
-        "Silence that ends the turn when Smart Turn and the words disagree (one says finished, "
-        "the other not): longer than a pause inside a sentence.",
-        lambda v: 100 <= v <= 10000, "between 100 and 10000")
     turn_model: str = setting(
         "TOM_TURN_MODEL", "",
         "Smart Turn v3 ONNX file (empty: the one bundled in the pipecat-ai wheel).")

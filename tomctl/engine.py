@@ -138,8 +138,6 @@ class Engine:
     def _warm_up(self) -> None:
         """First inferences are slow (allocation, the system prompt's KV state): pay at start."""
         self.transcribe(np.zeros(16000, dtype=np.float32))
-        gevent.get_hub().threadpool.apply(self.llm.prepare_reader, (self.persona.system_prompt,))
-        self.end_probability_async("Hello.", Turn(time.monotonic())).get(run_timeout_s=60)
         # Start-up work has the machine to itself: it runs as a caller's would.
         warming = [self.scheduler.submit("llm", self.llm.stream_sentences,
                                          self.messages([], "Hello."), StopFlag(),
@@ -192,14 +190,6 @@ class Engine:
         asked = Turn(turn.speech_end_at, confirmed=True, owner=turn.owner)
         return self.scheduler.submit("turn", lambda running: self.turn_model.complete_probability(
             audio), first_audio=True, turn=asked)
-
-    def end_probability_async(self, text: str, turn: Turn) -> Ticket:
-        """Queue the LLM's reading of ``text``, the caller's words so far: the result is its
-        probability that their message ends there (None if the model cannot say). It decides
-        when the caller's wait ends, like Smart Turn's question, and queues with it."""
-        asked = Turn(turn.speech_end_at, confirmed=True, owner=turn.owner)
-        return self.scheduler.submit("turn", lambda running: self.llm.end_probability(text),
-                                     first_audio=True, turn=asked)
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         return self.finish_transcription(self.transcribe_async(audio))[0]

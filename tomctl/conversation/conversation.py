@@ -130,12 +130,11 @@ class Conversation:
             turns.ask_after_ms if v.turn_ask_after_ms is None else v.turn_ask_after_ms,
             turns.ask_every_ms,
             turns.max_silence_ms if v.turn_max_silence_ms is None else v.turn_max_silence_ms,
-            turns.complete_threshold, turns.words_end_threshold, turns.doubt_silence_ms)
+            turns.complete_threshold)
         self._language = engine.settings.persona.language
         self._asks = 0                         # end-of-turn questions in this silence
         self._ask: Any = None                  # the one being answered, if any
         self._probability: float | None = None  # the latest answer
-        self._reading: Any = None              # the LLM reading the speculative transcript
         self._speech_began_at = 0.0           # when the caller's current speech began
         self._hold_threshold = turns.vad_threshold * HOLD_THRESHOLD_SHARE
         self._energy = EnergyOnset()
@@ -294,7 +293,7 @@ class Conversation:
                                                          self._provisional.turn)
         elif step is Step.END:
             self._on_event("end_of_turn", silence_ms=round(silent_ms), asks=evidence.asks,
-                           probability=evidence.probability, words_end=evidence.words_end,
+                           probability=evidence.probability,
                            unfinished=None if evidence.text is None else
                            unfinished(evidence.text, self._language))
             self._end_turn(now)
@@ -317,14 +316,7 @@ class Conversation:
             # must not end a turn whose words are not known, or the caller's next words
             # would start a turn of their own and these would be lost.
             text = value[0].text if value and not value[0].dropped else None
-        if text is not None and self._reading is None:
-            self._reading = self._engine.end_probability_async(text, self._provisional.turn)
-        reading = self._reading is not None and not self._reading.result.ready()
-        # Unread (a failure, a model without a chat template): the words decide as before.
-        words_end = self._reading.result.value if self._reading is not None \
-            and self._reading.result.successful() else None
-        return Evidence(self._asks, self._ask is not None, self._probability, text, reading,
-                        words_end)
+        return Evidence(self._asks, self._ask is not None, self._probability, text)
 
     def _end_turn(self, now: float) -> None:
         for detected in self._detector.end_turn():
@@ -358,7 +350,7 @@ class Conversation:
             if self._reply is not None and self._reply.provisional is self._provisional:
                 self._reply.cancel()         # its answer will never be heard
             self._provisional = None
-        self._asks, self._ask, self._probability, self._reading = 0, None, None, None
+        self._asks, self._ask, self._probability = 0, None, None
 
     def _on_detected(self, detected: Any, now: float) -> None:
         if isinstance(detected, SpeechStarted):
@@ -376,7 +368,7 @@ class Conversation:
                 if self._provisional.includes_unanswered:
                     self._unanswered = None
                 self._provisional, self._speculation = None, None
-                self._asks, self._ask, self._probability, self._reading = 0, None, None, None
+                self._asks, self._ask, self._probability = 0, None, None
                 return
             self._drop_speculation()
             if self._phase() is ReplyPhase.SPEAKING:

@@ -8,12 +8,6 @@ one that cannot end a sentence ("for a", "und", "um"). Otherwise TOM keeps liste
 again every ``ask_every_ms`` (the model grows surer with silence), and ends the turn anyway
 after ``max_silence_ms``. Answering at once when both agree pays for the long wait when
 they do not.
-
-The words are also read by the LLM: how likely a chat message that says them is over
-(``words_end``). Whisper, itself a language model, turns the last word of a broken-off
-sentence into another ("My car is a" as "My car in May"), which no rule on the last word can
-catch but which reads as unfinished. When Smart Turn and the words disagree, the turn ends after
-``doubt_silence_ms``, longer than a pause inside a sentence and shorter than the longest wait.
 """
 
 from __future__ import annotations
@@ -35,8 +29,6 @@ class Policy:
     ask_every_ms: int
     max_silence_ms: int
     complete_threshold: float
-    words_end_threshold: float = 0.000001
-    doubt_silence_ms: int = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +38,6 @@ class Evidence:
     probability: float | None = None  # the latest answer: how sure the model is it is complete
     text: str | None = None          # the speculative transcript; None until Whisper is done
     #                                  (or when it heard no believable words)
-    reading: bool = False            # the LLM is still reading the transcript
-    words_end: float | None = None   # its probability that the caller's message ends there
-    #                                  (None: not read, as when the model has no chat template)
 
 
 # Words a sentence does not end on: articles, possessives, conjunctions and hesitations.
@@ -101,22 +90,12 @@ def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: s
         # the model's answer is about a silence that has just ended.
         return Step.LISTEN
     words_unfinished = evidence.text is not None and unfinished(evidence.text, language)
-    model_sure = evidence.probability is not None and \
-        evidence.probability >= policy.complete_threshold
-    if evidence.text is not None and not words_unfinished and not evidence.reading:
-        read_finished = evidence.words_end is None or \
-            evidence.words_end >= policy.words_end_threshold
-        if model_sure and read_finished:
-            return Step.END
-        # They disagree. Whisper makes a finished sentence of a broken-off one ("I am looking
-        # for" as "I am looking for it."), and Smart Turn hears a synthetic or flat voice's
-        # pause as an end, or its end as a pause: either is wrong only about a pause, which
-        # is over within doubt_silence_ms.
-        if (model_sure or evidence.words_end is not None and read_finished) \
-                and silence_ms >= policy.doubt_silence_ms:
-            return Step.END
+    if (evidence.probability is not None and evidence.probability >= policy.complete_threshold
+            and evidence.text is not None and not words_unfinished):
+        return Step.END
     due = policy.ask_after_ms + evidence.asks * policy.ask_every_ms
     # Unfinished words stay unfinished however often the model is asked.
-    if not evidence.pending and silence_ms >= due and not model_sure and not words_unfinished:
+    model_unsure = evidence.probability is None or evidence.probability < policy.complete_threshold
+    if not evidence.pending and silence_ms >= due and model_unsure and not words_unfinished:
         return Step.ASK
     return Step.LISTEN

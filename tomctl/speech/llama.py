@@ -12,9 +12,6 @@ speaks), and each conversation goes back to the copy that holds its history if t
 free: evaluating a history anew costs a second or more on a small CPU, answering from a
 primed one a tenth of that. Every prompt starts with the same system prompt, so even a copy
 that served another conversation has that prefix evaluated.
-
-One more copy reads callers' words for the end of turn (``end_probability``): it keeps the
-system prompt evaluated and evaluates only the words of a turn, about a dozen tokens.
 """
 
 from __future__ import annotations
@@ -25,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
 from tomctl.errors import LanguageModelError, ModelError
 from tomctl.speech import llm_weights
 from tomctl.speech.offload import StopFlag
@@ -36,8 +31,6 @@ Message = dict[str, str]
 
 # A history evaluated ahead takes a tenth of a second or two; evaluating it anew, a second.
 WARM_COPY_WAIT_S = 1.0
-_READER_WORDS = 256                 # tokens of a turn's words the reader sees, its last
-_MARK = "\x00words\x00"
 
 
 class LlamaLanguageModel:
@@ -57,10 +50,6 @@ class LlamaLanguageModel:
         self._returned = threading.Condition(self._lock)
         self._free: list = []              # least recently used first
         self._holds: dict[int, object] = {}  # id(copy) -> the conversation it has evaluated
-        self._loaded_path = path
-        self._reader = None                # a copy of its own that reads callers' words
-        self._reader_prefix: list[int] = []
-        self._reader_ends: list[int] = []
 
     def load(self) -> None:
         from llama_cpp import Llama
@@ -78,61 +67,6 @@ class LlamaLanguageModel:
                 raise ModelError(f"LLM {self.path} could not be loaded (TOM_LLM_MODEL): {exc}") \
                     from exc
             self._free.append(model)
-        self._loaded_path = path
-
-    def prepare_reader(self, system_prompt: str) -> None:
-        """Let :meth:`end_probability` read callers' words after ``system_prompt``, evaluated
-        once, in a copy of its own. Without a chat template in the model, it reads nothing
-        (returns None)."""
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        model = self._free[0]
-        template = model.metadata.get("tokenizer.chat_template")
-        if not template:
-            return
-        def text_of(token: int) -> str:
-            return model.detokenize([token], special=True).decode("utf-8", "replace")
-
-        prompt = Jinja2ChatFormatter(
-            template, eos_token=text_of(model.token_eos()),
-            bos_token=text_of(model.token_bos()))(messages=[
-                {"role": "system", "content": system_prompt},
-                {"role": "user", "content": _MARK}]).prompt
-        before, after = prompt.split(_MARK, 1)
-        # What the template writes after a user's message begins with the token that ends it
-        # (ChatML's <|im_end|>, Llama 3's <|eot_id|>); the model's end of text counts too.
-        ends = model.tokenize(after.encode(), add_bos=False, special=True)[:1]
-        self._reader_ends = sorted(set(ends) | {model.token_eos()})
-        prefix = model.tokenize(before.encode(), add_bos=False, special=True)
-        try:
-            self._reader = Llama(str(self._loaded_path), n_ctx=len(prefix) + _READER_WORDS,
-                                 n_threads=self._cpu_threads, n_threads_batch=self._cpu_threads,
-                                 n_gpu_layers=self._gpu_layers, verbose=False)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"LLM {self.path} could not be loaded (TOM_LLM_MODEL): {exc}") \
-                from exc
-        self._reader.eval(prefix)
-        self._reader_prefix = prefix
-
-    def end_probability(self, text: str) -> float | None:
-        """How likely the caller's message is over after ``text``: the model's probability
-        that the token ending a user's message comes next (LiveKit's end-of-utterance model
-        reads turns the same way, with a SmolLM2 trained for it). Blocking: one job at a
-        time, in the scheduler."""
-        model = self._reader
-        if not self._reader_prefix or not text.strip():
-            return None
-        import llama_cpp
-
-        words = model.tokenize(text.strip().encode(), add_bos=False, special=False)
-        words = words[-_READER_WORDS:]        # a long turn's end decides how it ends
-        model.n_tokens = len(self._reader_prefix)        # the system prompt stays evaluated
-        model.eval(words)
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(model.ctx, -1),
-                                       shape=(model.n_vocab(),)).astype(np.float64)
-        odds = np.exp(logits - logits.max())
-        return float(odds[self._reader_ends].sum() / odds.sum())
 
     def prime(self, messages: list[Message], key: object = None) -> None:
         """Evaluate ``messages`` (ending with an empty user turn) so that the next completion
