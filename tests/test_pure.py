@@ -355,3 +355,13 @@ def test_frames_from_the_spoken_cache_are_the_callers_own_list():
 def test_a_caller_who_speaks_before_they_could_reply_to_tom_went_on_with_their_turn(
         began_at, first_heard_at, expected):
     assert went_on(began_at, 10.0, first_heard_at, max_silence_s=1.5) is expected
+
+
+def test_a_loop_across_sentences_is_not_said():
+    """The 135M model's "No, I'm sorry, I'm sorry. I'm sorry, I'm sorry. No, I'm sorry.":
+    each piece looks fine, the whole is a loop; what is said never is one."""
+    splitter, said = SentenceSplitter(), []
+    for word in "No, I'm sorry, I'm sorry. I'm sorry, I'm sorry. No, I'm sorry. ".split(" "):
+        said += splitter.push(word + " ")
+    said += splitter.flush()
+    assert splitter.looping and said and not repeats_itself(" ".join(said)), said

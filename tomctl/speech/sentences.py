@@ -58,12 +58,16 @@ class SentenceSplitter:
         self._first_clause_words = first_clause_words
         self._first_max_words = first_max_words
         self._emitted = 0
+        self._said = ""             # the pieces emitted so far
         self.sentences = 0          # complete sentences emitted (a first clause is not one)
         self.looping = False        # the text went into a loop: nothing more is said
 
     def push(self, delta: str) -> list[str]:
         self._buffer += delta
-        if self.looping or repeats_itself(self._buffer):
+        # Across sentences too: "No, I'm sorry, I'm sorry. I'm sorry, I'm sorry." loops in
+        # pieces that each look fine.
+        if self.looping or repeats_itself(self._buffer) or \
+                repeats_itself(self._said + self._buffer):
             self.looping, self._buffer = True, ""
             return []
         pieces = []
@@ -108,4 +112,5 @@ class SentenceSplitter:
         if not piece:
             return self._next_piece()
         self._emitted += 1
+        self._said += piece + " "
         return piece
