@@ -206,11 +206,11 @@ class Engine:
         if stop is not None and stop.is_set():
             return []
         key = (text, rate, voice, length_scale)
-        frames = self._spoken.get(key) if said_before else None
         if said_before:
+            frames = self._spoken.get(key)
             self.metrics.spoken_cache.labels("hit" if frames else "miss").inc()
-        if frames:
-            return frames
+            if frames:
+                return frames
         tts = self._voices.get(voice, self.tts) if voice else self.tts
 
         def work(running: Running) -> list[bytes]:
@@ -282,10 +282,11 @@ class Engine:
         """Synthesise a phrase (a variant's in its voice and pace) at every rate, before
         calls use it; ``phrase(name, rate)`` then says it."""
         for rate in SUPPORTED_RATES:
+            # Kept here already: not again among the sentences said before.
             self._phrases[(name, rate)] = self.synthesize(text, rate, Turn(time.monotonic()),
                                                           first_audio=False,
                                                           length_scale=length_scale,
-                                                          voice=voice)
+                                                          voice=voice, said_before=False)
 
     def add_voice(self, path: str) -> None:
         """Load another Piper voice (a variant's), once; ModelError names it if it fails."""
