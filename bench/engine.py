@@ -19,11 +19,12 @@ itself. Prints p50/p95 in milliseconds:
   barge_in         caller starts speaking to TOM's audio stopping (the last frame sent)
   llm_max_step     the longest wait for the LLM's next event in any turn (max)
   hub_max_block    longest time the gevent hub could not run a ready greenlet (max)
-  failed_turns     turns without a reply_done within 20 s
+  failed_turns     turns without a reply_done within 20 s; ``failed`` lists them, with the
+                   question and what TOM made of it (its events, TOM's audio left out)
   slowest_turns    the three turns with the largest e2e, with TOM's own stage timings and
                    when the turn was judged over (end_of_turn_ms, after the caller's last
                    audible sample), after how many questions to the end-of-turn model and
-                   its last answer
+                   its last answer, and TOM's events in the turn (ms after that sample)
   cpu_steal_percent  CPU time the hypervisor gave to other guests meanwhile (a VM's noise)
   busy_processes   the N of --busy
 """
@@ -103,7 +104,7 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
     samples: dict[str, list[float]] = {k: [] for k in
                                        ("stt", "llm_first_token", "tts_first_audio", "e2e",
                                         "barge_in")}
-    failed_turns = 0
+    failed_turns: list[dict] = []
     per_turn: list[dict] = []
     with CallHarness(engine, rate) as call:
         for number, audio in enumerate(utterances):
@@ -124,7 +125,11 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
             try:
                 call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
             except AssertionError:
-                failed_turns += 1
+                failed_turns.append({"turn": number, "question": QUESTIONS[number % len(QUESTIONS)],
+                                     "events": [(kind, data.get("text") or data.get("reason")
+                                                 or data.get("outcome"))
+                                                for kind, data in call.log[seen:]
+                                                if kind not in ("reply_audio", "reply_text")]})
                 continue
             end_at = fed_at + last
             answer = [t for t, _ in call.heard if t > end_at]
@@ -143,7 +148,11 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
                 per_turn.append({**{("tom_" + k if k == "e2e_ms" else k): round(v, 1)
                                     for k, v in done["latencies"].items()},
                                  "turn": number, "e2e_ms": round(samples["e2e"][-1], 1),
-                                 **decided})
+                                 **decided, "events": [
+                                     (kind, round((at - end_at) * 1000))
+                                     for (kind, _), at in zip(call.log[seen:],
+                                                              call.log_at[seen:])
+                                     if kind not in ("reply_audio", "reply_text")]})
             barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
                         if kind == "barge_in"]
             if barge_at:
@@ -161,7 +170,8 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
     report = {name: percentiles(values) for name, values in samples.items()}
     report["hub_max_block"] = {"max": round(watch.max_block_s * 1000, 1)}
     report["llm_max_step"] = {"max": round(llm_max_step, 1)}
-    report["failed_turns"] = failed_turns
+    report["failed_turns"] = len(failed_turns)
+    report["failed"] = failed_turns
     report["slowest_turns"] = sorted(per_turn, key=lambda t: -t["e2e_ms"])[:3]
     report["cpu_steal_percent"] = steal.percent()
     report["turns"] = turns
@@ -175,7 +185,7 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
         and report["barge_in"]["p95"] <= TARGETS_MS["barge_in"]
         and report["hub_max_block"]["max"] < TARGETS_MS["hub_max_block"]
         and report["llm_max_step"]["max"] <= TARGETS_MS["llm_max_step"]
-        and failed_turns == 0)
+        and not failed_turns)
     return report
 
 

@@ -13,6 +13,10 @@ Voices: Piper (the bundled voice) and espeak-ng en-us and en-gb, all with line n
                        answer frame sent, p50/p95 in ms
   e2e_first_sentence_said_before  the same, on the turns whose first sentence had been
                        said before (its audio kept, TOM_TTS_CACHE_MB: no synthesis)
+  slowest              the three complete utterances answered last: what TOM heard, when
+                       it judged the turn over (silence_ms by its own mark of the caller's
+                       last sound, after how many questions to Smart Turn, its last answer)
+                       and TOM's stage timings
   false_barge_in_rate  "hmm", "okay", "yeah", a cough or a noise burst while TOM speaks,
                        with TOM cut off (a barge-in), over all such sounds
   words_lost           over all cases: words the caller said (timed by Whisper's word
@@ -184,7 +188,12 @@ def run(rate: int) -> dict:
                 e2e.append(result["e2e_ms"])
                 if result["latencies"].get("tts_first_audio_ms", 1e9) < SAID_BEFORE_MS:
                     e2e_said_before.append(result["e2e_ms"])
-                slow.append({"case": f"{voice}: {text}", "e2e_ms": round(result["e2e_ms"])})
+                ended = result["end_of_turn"] or {}
+                slow.append({"case": f"{voice}: {text}", "e2e_ms": round(result["e2e_ms"]),
+                             "heard": result["transcript"],
+                             "end_of_turn": {key: ended.get(key) for key in
+                                             ("silence_ms", "asks", "probability")},
+                             "latencies": result["latencies"]})
             if result["answered"]:
                 bench.count_lost(audio, text, result, f"{voice}: {text}")
     answered = len(PAUSED) * len(PAUSES_S) * len(VOICES) + len(COMPLETE) * len(VOICES)

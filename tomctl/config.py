@@ -185,7 +185,7 @@ class TurnSettings:
         "Silence after which TOM asks the end-of-turn model whether the caller has finished, "
         "and starts answering speculatively.", lambda v: 32 <= v <= 1000, "between 32 and 1000")
     ask_every_ms: int = setting(
-        "TOM_TURN_ASK_EVERY_MS", 400,
+        "TOM_TURN_ASK_EVERY_MS", 200,
         "While the model says the caller is not done, it is asked again this often.",
         lambda v: 32 <= v <= 5000, "between 32 and 5000")
     max_silence_ms: int = setting(

@@ -25,7 +25,8 @@ from tomctl.audio.sink import AudioSink
 from tomctl.audio.turn_detector import (NoiseDiscarded, SpeechStarted, SpeechState,
                                         TurnDetector, UtteranceEnded)
 from tomctl.audio.vad import CHUNK_MS
-from tomctl.conversation.end_of_turn import Evidence, Policy, Step, next_step, unfinished
+from tomctl.conversation.end_of_turn import (Evidence, Policy, Step, next_step, said_all,
+                                              unfinished)
 from tomctl.conversation.reply import Reply
 from tomctl.conversation.turn_taking import (Action, ReplyPhase, decide, is_backchannel,
                                             went_on)
@@ -73,6 +74,21 @@ class Utterance:
         return self.turn.speech_end_at
 
 
+@dataclasses.dataclass
+class WaitingWords:
+    """Words that interrupted TOM, the caller quiet since. Answered alone as soon as the
+    end-of-turn rules say they were all (Smart Turn asked about their audio, the words
+    agreeing), at ``due`` at the latest; until then they wait in the conversation's
+    unanswered audio for the caller to go on."""
+    transcription: Any            # the STT job that heard them; None: heard apart from
+    #                               earlier words, and transcribed again with them
+    turn: Turn
+    text: str                     # what Whisper heard of them
+    ask: Any                      # the end-of-turn question about them, until answered
+    due: float
+    probability: float | None = None
+
+
 class Provisional:
     """The verdict on a turn answered during its end-of-turn silence: confirmed when the
     silence completes, withdrawn when the caller speaks again. Its audio waits for it."""
@@ -117,13 +133,12 @@ class Conversation:
         turns = engine.settings.turns
         self._min_barge_in_ms = turns.barge_in_min_speech_ms
         self._sure_barge_in_ms = turns.barge_in_sure_ms
-        self._check: tuple | None = None      # (STT job, audio, turn) of words said over TOM
+        # (STT job, end-of-turn question, audio, turn) of words said over TOM
+        self._check: tuple | None = None
         # Sound said over TOM that did not interrupt it, and when it ended: if the caller
         # goes on and does interrupt, it was the start of what they are saying.
         self._passed_over: tuple[np.ndarray, float] | None = None
-        # Words that interrupted TOM, the caller quiet since: (STT job, turn, when to answer
-        # them alone). Until then they wait in _unanswered for the caller to go on.
-        self._waiting_words: tuple[Any, Turn, float] | None = None
+        self._waiting_words: WaitingWords | None = None
         self._min_utterance_ms = turns.min_utterance_ms
         v = self.variant
         self._policy = Policy(
@@ -298,16 +313,19 @@ class Conversation:
                            unfinished(evidence.text, self._language))
             self._end_turn(now)
 
+    def _model_answer(self, ask: Any) -> float:
+        """The end-of-turn model's answer to a question it has answered."""
+        if ask.result.successful():
+            return ask.result.value
+        # The model failed: decide on the words and the silence alone.
+        self._engine.metrics.record_error("turn")
+        event(log, "end_of_turn_failed", level=logging.ERROR, conversation=self.id,
+              error=type(ask.result.exception).__name__)
+        return 1.0
+
     def _evidence(self) -> Evidence:
         if self._ask is not None and self._ask.result.ready():
-            if self._ask.result.successful():
-                self._probability = self._ask.result.value
-            else:      # the model failed: decide on the words and the silence alone
-                self._engine.metrics.record_error("turn")
-                event(log, "end_of_turn_failed", level=logging.ERROR, conversation=self.id,
-                      error=type(self._ask.result.exception).__name__)
-                self._probability = 1.0
-            self._ask = None
+            self._probability, self._ask = self._model_answer(self._ask), None
         text = None
         if self._speculation is not None and self._speculation.result.ready():
             value = self._speculation.result.value if self._speculation.result.successful() \
@@ -375,14 +393,17 @@ class Conversation:
                 # Said over TOM, too short to be sure of: TOM holds while Whisper hears it.
                 # Words from a moment ago that Whisper has not heard yet (a busy machine) are
                 # heard again with these, in order, rather than forgotten.
-                earlier = self._check[1] if self._check is not None else None
+                earlier = self._check[2] if self._check is not None else None
                 if earlier is not None or (detected.speech_ms >= self._min_barge_in_ms
                                            and self._held_at is not None):
                     audio = detected.audio if earlier is None else \
                         np.concatenate([earlier, detected.audio])
                     turn = Turn(self._speech_end_at, owner=self.id)
+                    # Whether they were all is asked at once too: words that interrupted
+                    # TOM are often a whole question ("Where is your shop?").
                     self._check = (self._engine.transcribe_async(audio, turn=turn,
-                                                                 hint=self._hint), audio, turn)
+                                                                 hint=self._hint),
+                                   self._engine.turn_complete_async(audio, turn), audio, turn)
                 else:
                     event(log, "backchannel_ignored", speech_ms=detected.speech_ms)
                     self._pass_over(detected.audio)
@@ -400,7 +421,7 @@ class Conversation:
         """Words said over TOM are known: a listening word lets TOM go on, others are a turn."""
         if self._check is None or not self._check[0].result.ready():
             return
-        ticket, audio, turn = self._check
+        ticket, ask, audio, turn = self._check
         self._check = None
         value = ticket.result.value if ticket.result.successful() else None
         if value is None or value[0].dropped or value[0].avg_logprob < SURE_WORDS_LOGPROB \
@@ -414,21 +435,32 @@ class Conversation:
         if self._unanswered is not None:    # the caller went on with the turn TOM answered
             audio, ticket = np.concatenate([self._unanswered, audio]), None
         # These words begin the caller's turn ("Wait, … I want …"): it ends by the usual
-        # rules if they go on, or after TOM_TURN_MAX_SILENCE_MS if they say no more.
+        # rules if they go on; if they say no more, once the words and the model agree that
+        # they were all, or after TOM_TURN_MAX_SILENCE_MS.
         self._unanswered = audio
         if self._detector.state is SpeechState.QUIET:
-            self._waiting_words = (ticket, turn,
-                                   turn.speech_end_at + self._policy.max_silence_ms / 1000)
+            self._waiting_words = WaitingWords(
+                ticket, turn, value[0].text, ask,
+                turn.speech_end_at + self._policy.max_silence_ms / 1000)
 
     def _follow_waiting_words(self, now: float) -> None:
-        if self._waiting_words is None:
+        waiting = self._waiting_words
+        if waiting is None:
             return
-        ticket, turn, due = self._waiting_words
         if self._unanswered is None or self._detector.state is not SpeechState.QUIET:
             self._waiting_words = None      # the caller went on: their turn carries the words
-        elif now >= due:
+            return
+        if waiting.ask is not None and waiting.ask.result.ready():
+            waiting.probability, waiting.ask = self._model_answer(waiting.ask), None
+        evidence = Evidence(1, waiting.ask is not None, waiting.probability, waiting.text)
+        if now >= waiting.due or said_all(self._policy, evidence, self._language):
             self._waiting_words = None
-            self._utterances.put(Utterance(self._unanswered, turn, ticket))
+            self._on_event("end_of_turn", silence_ms=round((now - waiting.turn.speech_end_at)
+                                                          * 1000),
+                           asks=1, probability=waiting.probability,
+                           unfinished=unfinished(waiting.text, self._language))
+            self._utterances.put(Utterance(self._unanswered, waiting.turn,
+                                           waiting.transcription))
             self._unanswered = None
 
     def _phase(self) -> ReplyPhase:

@@ -82,6 +82,13 @@ def unfinished(text: str, language: str) -> bool:
         not stranding.intersection(words)
 
 
+def said_all(policy: Policy, evidence: Evidence, language: str) -> bool:
+    """The model is sure the turn sounds complete, and the words agree."""
+    return evidence.probability is not None and \
+        evidence.probability >= policy.complete_threshold and \
+        evidence.text is not None and not unfinished(evidence.text, language)
+
+
 def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: str) -> Step:
     if silence_ms >= policy.max_silence_ms:
         return Step.END
@@ -89,10 +96,9 @@ def next_step(policy: Policy, silence_ms: float, evidence: Evidence, language: s
         # A sound again before the VAD has heard speech: the caller may be going on, and
         # the model's answer is about a silence that has just ended.
         return Step.LISTEN
-    words_unfinished = evidence.text is not None and unfinished(evidence.text, language)
-    if (evidence.probability is not None and evidence.probability >= policy.complete_threshold
-            and evidence.text is not None and not words_unfinished):
+    if said_all(policy, evidence, language):
         return Step.END
+    words_unfinished = evidence.text is not None and unfinished(evidence.text, language)
     due = policy.ask_after_ms + evidence.asks * policy.ask_every_ms
     # Unfinished words stay unfinished however often the model is asked.
     model_unsure = evidence.probability is None or evidence.probability < policy.complete_threshold
