@@ -29,6 +29,9 @@ its 20 ms span and stamps TOM's datagrams on arrival. Prints one JSON object:
   tom_stages                      TOM's own per-stage timings of the answered turns
   cpu_percent_during_calls        CPU used while the calls talked: TOM, and this process
                                   (the fake switch and its callers), in % of one core
+  unanswered                      the questions no answer came to within 20 s (call, turn)
+  turn_outcomes                   how TOM ended the callers' turns, by its own count
+                                  (answered, dropped: Whisper heard nothing believable, ...)
 """
 
 from __future__ import annotations
@@ -80,6 +83,14 @@ def holding_phrases(port: int) -> float:
     match = re.search(r"^tom_pipeline_holding_phrases_total (\S+)$",
                       admin_get(port, "/metrics"), re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def turn_outcomes(port: int) -> dict[str, int]:
+    """TOM's own count of how the callers' turns ended (answered, dropped, withdrawn, ...):
+    what became of a question no answer came to."""
+    return {outcome: int(float(count)) for outcome, count in re.findall(
+        r'^tom_pipeline_turns_total\{outcome="(\w+)"\} (\S+)$', admin_get(port, "/metrics"),
+        re.M) if float(count)}
 
 
 def tom_stage_timings(db_path: str) -> dict:
@@ -158,6 +169,7 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
             caller.hang_up()
         status = json.loads(admin_get(ready["admin_port"], "/status"))
         held = holding_phrases(ready["admin_port"]) - holding_before
+        outcomes = turn_outcomes(ready["admin_port"])
         peak_rss = rss_mb(process.pid, peak=True)
     finally:
         switch.stop()
@@ -182,6 +194,7 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
         "tom_stages": stages,
         "cpu_percent_during_calls": load,
         "unanswered": report["unanswered"],
+        "turn_outcomes": outcomes,
         "budget": status["inference"],
         "cpu_count": os.cpu_count(),
         "target_e2e_p95_ms": TARGET_E2E_P95_MS,
