@@ -125,7 +125,8 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
             try:
                 call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
             except AssertionError:
-                failed_turns.append({"turn": number, "question": QUESTIONS[number % len(QUESTIONS)],
+                question = QUESTIONS[number % len(QUESTIONS)]
+                failed_turns.append({"turn": number, "question": question,
                                      "events": [(kind, data.get("text") or data.get("reason")
                                                  or data.get("outcome"))
                                                 for kind, data in call.log[seen:]
