@@ -14,10 +14,12 @@ from tests.leaks import wait_until
 from testkit.harness import CallHarness
 from testkit.speech import (espeak_say, noise_burst, piper_say, silence, with_noise,
                           word_error_rate, words)
+from tomctl.audio.frames import resample
 from tomctl.errors import LanguageModelError
 from tomctl.speech.scheduler import Ticket
 from tomctl.speech.scheduling import Turn
 from tomctl.speech.sentences import repeats_itself
+from tomctl.speech.whisper import Transcript
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -486,6 +488,28 @@ def test_a_short_question_over_tom_is_answered_once_it_is_all(engine, sure):
         assert (ended["silence_ms"] < 5000) is sure, ended
         transcript = call.wait_for("transcript", 30, since=fed)["text"]
         assert words(transcript) == words(said), transcript
+
+
+class DoubtingEngine(HastyEngine):
+    """… whose Whisper believes nothing it hears (a line or a voice it cannot make out)."""
+
+    def transcribe_async(self, audio, stop=None, turn=None, hint=""):
+        heard = Transcript("", 0.9, -1.6, 5000, dropped="no_speech")
+        return self._engine.scheduler.submit("stt", lambda running: (heard, 0.1),
+                                             first_audio=True, turn=turn, stop=stop)
+
+
+def test_a_question_whisper_cannot_make_out_is_met_with_a_request_to_say_it_again(engine):
+    """A caller who spoke for seconds said something: silence would leave them waiting."""
+    rate = 8000
+    with CallHarness(DoubtingEngine(engine), rate) as call:
+        call.feed(piper_say(engine, "Do you have brake pads for a Volkswagen Golf?", rate))
+        call.feed_until(silence(20, rate), "turn_ended", 20)
+        assert call.kinds().count("transcript_dropped") == 1, call.kinds()
+        assert call.feed_silence_until_idle(timeout_s=20)
+        said = engine.transcribe(resample(call.heard_audio(), rate, 16000)).text
+        assert word_error_rate(engine.persona.phrases["fallback"], said) <= 0.3, said
+        assert not call.conversation.history      # nothing was understood, nothing kept
 
 
 def _audible(audio):

@@ -57,6 +57,9 @@ RESUME_AFTER_MS = 96
 # Whisper makes words of a hum on a noisy line ("Can", "I hope") with little confidence:
 # words said over TOM interrupt it only when Whisper is at least this sure of them.
 SURE_WORDS_LOGPROB = -1.0
+# A caller who spoke this long said something, even if Whisper believes none of it: TOM asks
+# them to say it again rather than leave them waiting in silence.
+SAID_SOMETHING_MS = 1000
 EventCallback = Callable[..., None]
 BASE_VARIANT = DEFAULT_VARIANTS[0]
 
@@ -68,6 +71,7 @@ class Utterance:
     transcription: Any = None  # a speculative STT job over the same speech, if one ran
     text: str = ""            # typed input (keypad digits): no speech to transcribe
     provisional: "Provisional | None" = None  # set for a turn answered before its end
+    speech_ms: int = 0        # voiced audio in it, as the VAD heard it (0: not known)
 
     @property
     def speech_end_at(self) -> float:
@@ -353,7 +357,8 @@ class Conversation:
                                                           self._hint)
         self._provisional = Provisional(turn, includes_unanswered=self._unanswered is not None)
         self._utterances.put(Utterance(audio, turn, self._speculation,
-                                       provisional=self._provisional))
+                                       provisional=self._provisional,
+                                       speech_ms=self._detector.speech_ms))
 
     def _drop_speculation(self) -> None:
         """The caller spoke again: the guess is stale. If it has not started, it never will,
@@ -415,7 +420,7 @@ class Conversation:
             speculation = None if detected.cut else self._speculation
             self._speculation = None
             self._utterances.put(Utterance(audio, Turn(speech_end, owner=self.id),
-                                           speculation))
+                                           speculation, speech_ms=detected.speech_ms))
 
     def _follow_check(self, now: float) -> None:
         """Words said over TOM are known: a listening word lets TOM go on, others are a turn."""
@@ -614,6 +619,8 @@ class Conversation:
                 return "withdrawn"
             event(log, "transcript_dropped", conversation=self.id, reason=transcript.dropped)
             self._on_event("transcript_dropped", reason=transcript.dropped)
+            if utterance.speech_ms >= SAID_SOMETHING_MS:
+                self._speak_fallback(reply)      # "Sorry, I did not catch that…"
             return "dropped"
         reply.heard_text = transcript.text
         if self._expecting_answer:
