@@ -79,18 +79,17 @@ def start_tom(calls: int, state: str, log_path: str) -> tuple[gevent.subprocess.
     return process, ready
 
 
-def holding_phrases(port: int) -> float:
-    match = re.search(r"^tom_pipeline_holding_phrases_total (\S+)$",
-                      admin_get(port, "/metrics"), re.M)
+def holding_phrases(metrics: str) -> float:
+    match = re.search(r"^tom_pipeline_holding_phrases_total (\S+)$", metrics, re.M)
     return float(match.group(1)) if match else 0.0
 
 
-def turn_outcomes(port: int) -> dict[str, int]:
+def turn_outcomes(metrics: str) -> dict[str, int]:
     """TOM's own count of how the callers' turns ended (answered, dropped, withdrawn, ...):
     what became of a question no answer came to."""
     return {outcome: int(float(count)) for outcome, count in re.findall(
-        r'^tom_pipeline_turns_total\{outcome="(\w+)"\} (\S+)$', admin_get(port, "/metrics"),
-        re.M) if float(count)}
+        r'^tom_pipeline_turns_total\{outcome="(\w+)"\} (\S+)$', metrics, re.M)
+        if float(count)}
 
 
 def tom_stage_timings(db_path: str) -> dict:
@@ -141,7 +140,7 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
     report: dict = {"asked": 0, "e2e": [], "barge_in": [], "turns": [], "unanswered": []}
     try:
         listening = listening_cost(switch, process.pid, calls)
-        holding_before = holding_phrases(ready["admin_port"])
+        holding_before = holding_phrases(admin_get(ready["admin_port"], "/metrics"))
         callers = [Caller(n, switch, [voices[(n + q) % len(voices)](
             QUESTIONS[(n + q) % len(QUESTIONS)]) for q in range(questions)], report)
             for n in range(calls)]
@@ -168,8 +167,9 @@ def run(calls: int, together: bool, questions: int, log_path: str = "") -> dict:
         for caller in callers:
             caller.hang_up()
         status = json.loads(admin_get(ready["admin_port"], "/status"))
-        held = holding_phrases(ready["admin_port"]) - holding_before
-        outcomes = turn_outcomes(ready["admin_port"])
+        metrics = admin_get(ready["admin_port"], "/metrics")
+        held = holding_phrases(metrics) - holding_before
+        outcomes = turn_outcomes(metrics)
         peak_rss = rss_mb(process.pid, peak=True)
     finally:
         switch.stop()

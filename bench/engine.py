@@ -79,6 +79,15 @@ class HubWatch:
             self.max_block_s = max(self.max_block_s, time.monotonic() - before - 0.005)
 
 
+def _events(call: CallHarness, since: int, end_at: float | None = None) -> list:
+    """TOM's events in a turn, its audio and text left out: each with the ms after the
+    caller's last audible sample (``end_at``), or, before it is known, what it said."""
+    return [(kind, round((at - end_at) * 1000) if end_at is not None else
+             data.get("text") or data.get("reason") or data.get("outcome"))
+            for (kind, data), at in zip(call.log[since:], call.log_at[since:])
+            if kind not in ("reply_audio", "reply_text")]
+
+
 def run(turns: int, rate: int, busy: int) -> dict:
     engine = Engine(config.load(), Metrics())
     engine.start()
@@ -125,12 +134,9 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
             try:
                 call.feed_until(silence(20, rate), "reply_done", 20, since=seen)
             except AssertionError:
-                question = QUESTIONS[number % len(QUESTIONS)]
-                failed_turns.append({"turn": number, "question": question,
-                                     "events": [(kind, data.get("text") or data.get("reason")
-                                                 or data.get("outcome"))
-                                                for kind, data in call.log[seen:]
-                                                if kind not in ("reply_audio", "reply_text")]})
+                failed_turns.append({"turn": number,
+                                     "question": QUESTIONS[number % len(QUESTIONS)],
+                                     "events": _events(call, seen)})
                 continue
             end_at = fed_at + last
             answer = [t for t, _ in call.heard if t > end_at]
@@ -149,11 +155,7 @@ def _converse(engine: Engine, turns: int, rate: int) -> dict:
                 per_turn.append({**{("tom_" + k if k == "e2e_ms" else k): round(v, 1)
                                     for k, v in done["latencies"].items()},
                                  "turn": number, "e2e_ms": round(samples["e2e"][-1], 1),
-                                 **decided, "events": [
-                                     (kind, round((at - end_at) * 1000))
-                                     for (kind, _), at in zip(call.log[seen:],
-                                                              call.log_at[seen:])
-                                     if kind not in ("reply_audio", "reply_text")]})
+                                 **decided, "events": _events(call, seen, end_at)})
             barge_at = [at for (kind, _), at in zip(call.log[seen:], call.log_at[seen:])
                         if kind == "barge_in"]
             if barge_at:

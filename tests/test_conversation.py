@@ -358,18 +358,19 @@ def test_a_turn_after_a_withdrawn_guess_is_told_to_hold_on_while_the_machine_is_
 
 
 class HastyEngine:
-    """The real engine, whose end-of-turn model is sure every turn is complete: TOM takes
-    the turn in the caller's first pause."""
+    """The real engine, whose end-of-turn model is sure every turn is complete (or, given a
+    ``probability`` of 0, never sure): TOM takes the turn in the caller's first pause."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, probability: float = 1.0) -> None:
         self._engine = engine
+        self._probability = probability
 
     def __getattr__(self, name):
         return getattr(self._engine, name)
 
     def turn_complete_async(self, audio, turn):
-        return self._engine.scheduler.submit("turn", lambda running: 1.0, first_audio=True,
-                                             turn=turn)
+        return self._engine.scheduler.submit("turn", lambda running: self._probability,
+                                             first_audio=True, turn=turn)
 
 
 @pytest.mark.parametrize("hasty", [False, True])
@@ -458,14 +459,9 @@ class PatientEngine(HastyEngine):
     may have a silence of up to 5 s."""
 
     def __init__(self, engine, sure: bool) -> None:
-        super().__init__(engine)
-        self._probability = 1.0 if sure else 0.0
+        super().__init__(engine, 1.0 if sure else 0.0)
         self.settings = dataclasses.replace(engine.settings, turns=dataclasses.replace(
             engine.settings.turns, max_silence_ms=5000))
-
-    def turn_complete_async(self, audio, turn):
-        return self._engine.scheduler.submit("turn", lambda running: self._probability,
-                                             first_audio=True, turn=turn)
 
 
 @pytest.mark.parametrize("sure", [True, False])

@@ -82,14 +82,13 @@ class Utterance:
 class WaitingWords:
     """Words that interrupted TOM, the caller quiet since. Answered alone as soon as the
     end-of-turn rules say they were all (Smart Turn asked about their audio, the words
-    agreeing), at ``due`` at the latest; until then they wait in the conversation's
-    unanswered audio for the caller to go on."""
+    agreeing), after TOM_TURN_MAX_SILENCE_MS at the latest; until then they wait in the
+    conversation's unanswered audio for the caller to go on."""
     transcription: Any            # the STT job that heard them; None: heard apart from
     #                               earlier words, and transcribed again with them
     turn: Turn
     text: str                     # what Whisper heard of them
     ask: Any                      # the end-of-turn question about them, until answered
-    due: float
     probability: float | None = None
 
 
@@ -311,11 +310,14 @@ class Conversation:
             self._ask = self._engine.turn_complete_async(self._turn_audio(),
                                                          self._provisional.turn)
         elif step is Step.END:
-            self._on_event("end_of_turn", silence_ms=round(silent_ms), asks=evidence.asks,
-                           probability=evidence.probability,
-                           unfinished=None if evidence.text is None else
-                           unfinished(evidence.text, self._language))
+            self._report_end_of_turn(silent_ms, evidence)
             self._end_turn(now)
+
+    def _report_end_of_turn(self, silent_ms: float, evidence: Evidence) -> None:
+        self._on_event("end_of_turn", silence_ms=round(silent_ms), asks=evidence.asks,
+                       probability=evidence.probability,
+                       unfinished=None if evidence.text is None else
+                       unfinished(evidence.text, self._language))
 
     def _model_answer(self, ask: Any) -> float:
         """The end-of-turn model's answer to a question it has answered."""
@@ -444,9 +446,7 @@ class Conversation:
         # they were all, or after TOM_TURN_MAX_SILENCE_MS.
         self._unanswered = audio
         if self._detector.state is SpeechState.QUIET:
-            self._waiting_words = WaitingWords(
-                ticket, turn, value[0].text, ask,
-                turn.speech_end_at + self._policy.max_silence_ms / 1000)
+            self._waiting_words = WaitingWords(ticket, turn, value[0].text, ask)
 
     def _follow_waiting_words(self, now: float) -> None:
         waiting = self._waiting_words
@@ -458,12 +458,11 @@ class Conversation:
         if waiting.ask is not None and waiting.ask.result.ready():
             waiting.probability, waiting.ask = self._model_answer(waiting.ask), None
         evidence = Evidence(1, waiting.ask is not None, waiting.probability, waiting.text)
-        if now >= waiting.due or said_all(self._policy, evidence, self._language):
+        silent_ms = (now - waiting.turn.speech_end_at) * 1000
+        if silent_ms >= self._policy.max_silence_ms or \
+                said_all(self._policy, evidence, self._language):
             self._waiting_words = None
-            self._on_event("end_of_turn", silence_ms=round((now - waiting.turn.speech_end_at)
-                                                          * 1000),
-                           asks=1, probability=waiting.probability,
-                           unfinished=unfinished(waiting.text, self._language))
+            self._report_end_of_turn(silent_ms, evidence)
             self._utterances.put(Utterance(self._unanswered, waiting.turn,
                                            waiting.transcription))
             self._unanswered = None
